@@ -4,7 +4,12 @@ The core imports with numpy alone; ``decaylab.torch`` needs the ``torch``
 extra and ``decaylab.lab`` the ``lab`` extra.
 """
 
-from decaylab.couplings import adam_stability_threshold, stability_threshold
+from decaylab.couplings import (
+    adam_stability_threshold,
+    compensated_weight_decay,
+    momentum_correction,
+    stability_threshold,
+)
 from decaylab.matching import (
     compare_schedules,
     epochs_to_steps,
@@ -37,12 +42,14 @@ __all__ = [
     "Warmup",
     "adam_stability_threshold",
     "compare_schedules",
+    "compensated_weight_decay",
     "epochs_to_steps",
     "half_life_area_ratio",
     "integrated_lr",
     "match_area",
     "match_final_lr",
     "match_half_life",
+    "momentum_correction",
     "parse_schedule",
     "quantize",
     "schedule_from_dict",

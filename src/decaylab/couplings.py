@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from decaylab._validation import check_all, real
 
-__all__ = ["stability_threshold", "adam_stability_threshold"]
+__all__ = [
+    "adam_stability_threshold",
+    "compensated_weight_decay",
+    "momentum_correction",
+    "stability_threshold",
+]
 
 _LR = real(0.0, low_open=True)
 _BETA = real(0.0, 1.0, high_open=True)
@@ -54,3 +59,51 @@ def adam_stability_threshold(lr: float, beta1: float = 0.9) -> float:
     )
     lr, beta1 = values["lr"], values["beta1"]
     return (2.0 + 2.0 * beta1) / ((1.0 - beta1) * lr)
+
+
+def momentum_correction(momentum: float, lr: float, previous_lr: float) -> float:
+    """Return the momentum ``beta' = beta * lr / previous_lr`` for the update where the LR changed.
+
+    In the velocity form ``v <- beta v + lr g; w <- w - v`` the buffer
+    carries the old LR. Scaling it by ``lr / previous_lr`` on the changing
+    update makes the trajectory equal PyTorch's form ``b <- beta b + g;
+    w <- w - lr b``. A ``previous_lr`` of 0 leaves an empty buffer, so the
+    factor is ``beta`` itself.
+
+    >>> momentum_correction(0.9, 0.01, 0.1)
+    0.09000000000000001
+    """
+    values = check_all(
+        "momentum_correction",
+        {"momentum": _BETA, "lr": real(0.0), "previous_lr": real(0.0)},
+        (),
+        {"momentum": momentum, "lr": lr, "previous_lr": previous_lr},
+    )
+    if values["previous_lr"] == 0.0:
+        return float(values["momentum"])
+    return float(values["momentum"] * values["lr"] / values["previous_lr"])
+
+
+def compensated_weight_decay(weight_decay: float, initial_lr: float, lr: float) -> float:
+    """Return ``wd_t = weight_decay * initial_lr / lr``, which holds ``lr * wd`` constant.
+
+    Decoupled weight decay shrinks weights by ``lr_t * wd`` per update, so
+    under a decaying schedule the shrinkage falls with the LR. Scheduling
+    ``wd`` inversely to the LR keeps it at ``initial_lr * weight_decay``.
+    Raises ``ValueError`` when ``lr`` is 0, where no finite ``wd`` does it.
+
+    >>> compensated_weight_decay(0.01, 0.1, 0.025)
+    0.04
+    """
+    values = check_all(
+        "compensated_weight_decay",
+        {"weight_decay": real(0.0), "initial_lr": real(0.0), "lr": real(0.0)},
+        (),
+        {"weight_decay": weight_decay, "initial_lr": initial_lr, "lr": lr},
+    )
+    if values["lr"] == 0.0:
+        raise ValueError(
+            "compensated_weight_decay: lr is 0, so no finite weight decay holds lr * wd "
+            "constant; give the schedule a min_lr > 0 or use the 'follow' policy"
+        )
+    return float(values["weight_decay"] * values["initial_lr"] / values["lr"])

@@ -29,7 +29,11 @@ _FORM_TEXT = "exactly one of rate, factor, half_life, or the pair decay_rate and
 class ExponentialDecay(Schedule):
     """Exponential decay: ``lr(t) = max(min_lr, initial_lr * exp(-rate * t))``.
 
-    Give exactly one parametrisation; each is evaluated in its own closed form:
+    Give exactly one parametrisation. All four evaluate
+    ``exp((t / period) * ln(base))`` with the form's own base and period,
+    the expression :class:`StepDecay` uses for its levels, so a twin written
+    as ``decay_rate=gamma, decay_steps=T`` equals ``StepDecay(gamma=gamma,
+    step_size=T)`` bit for bit at every drop:
 
     ========================== =============================== ==============
     given                      ``lr(t) / initial_lr``          rule
@@ -119,6 +123,20 @@ class ExponentialDecay(Schedule):
         object.__setattr__(self, "_params", checked)
         object.__setattr__(self, "_form", named)
         object.__setattr__(self, "_rate", self._derive_rate())
+        period, log_base = self._evaluation_form()
+        object.__setattr__(self, "_period", period)
+        object.__setattr__(self, "_log_base", log_base)
+
+    def _evaluation_form(self) -> tuple[float, float]:
+        """Return ``(period, ln(base))`` with ``lr(t) = initial_lr * exp((t / period) ln(base))``."""
+        p = self._params
+        if "rate" in p:
+            return 1.0, -float(p["rate"])
+        if "factor" in p:
+            return 1.0, math.log(p["factor"])
+        if "half_life" in p:
+            return float(p["half_life"]), math.log(0.5)
+        return float(p["decay_steps"]), math.log(p["decay_rate"])
 
     def _derive_rate(self) -> float:
         p = self._params
@@ -155,7 +173,12 @@ class ExponentialDecay(Schedule):
         return 1.0 / self._rate if self._rate > 0 else math.inf
 
     def multiplier(self, t: float) -> float:
-        """Return ``lr(t) / initial_lr`` without the floor, in this form's closed form."""
+        """Return ``lr(t) / initial_lr`` without the floor, by the form's own power.
+
+        Integer multiples of the form's period are exact here:
+        ``multiplier(decay_steps) == decay_rate`` and
+        ``multiplier(half_life) == 0.5``. :func:`decaylab.quantize` relies on it.
+        """
         p = self._params
         if "rate" in p:
             return math.exp(-p["rate"] * t)
@@ -165,19 +188,14 @@ class ExponentialDecay(Schedule):
             return float(0.5 ** (t / p["half_life"]))
         return float(p["decay_rate"] ** (t / p["decay_steps"]))
 
+    def _unfloored(self, t: float) -> float:
+        return self.initial_lr * math.exp((t / self._period) * self._log_base)
+
     def _lr_scalar(self, t: float) -> float:
-        return max(self.min_lr, self.initial_lr * self.multiplier(t))
+        return max(self.min_lr, self._unfloored(t))
 
     def _lr_array(self, t: FloatArray) -> FloatArray:
-        p = self._params
-        if "rate" in p:
-            values = np.exp(-p["rate"] * t)
-        elif "factor" in p:
-            values = np.power(p["factor"], t)
-        elif "half_life" in p:
-            values = np.power(0.5, t / p["half_life"])
-        else:
-            values = np.power(p["decay_rate"], t / p["decay_steps"])
+        values = np.exp((t / self._period) * self._log_base)
         return np.maximum(self.min_lr, self.initial_lr * values)
 
     def _area(self, horizon: int) -> float:
@@ -213,9 +231,9 @@ def _steps_above_floor(schedule: ExponentialDecay, horizon: int) -> int:
         return 0
     if floor <= 0.0 or rate == 0.0:
         return horizon
-    t = min(horizon, max(0, math.ceil(math.log(lr0 / floor) / rate)))
-    while t > 0 and not lr0 * schedule.multiplier(t - 1) > floor:
+    t = min(horizon, max(0, math.ceil((math.log(lr0) - math.log(floor)) / rate)))
+    while t > 0 and not schedule._unfloored(t - 1) > floor:
         t -= 1
-    while t < horizon and lr0 * schedule.multiplier(t) > floor:
+    while t < horizon and schedule._unfloored(t) > floor:
         t += 1
     return t

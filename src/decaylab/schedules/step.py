@@ -25,6 +25,10 @@ _FLOOR_BELOW_PEAK = Relation(
 class StepDecay(Schedule):
     """Step decay: ``lr(t) = max(min_lr, initial_lr * gamma ** floor(t / step_size))``.
 
+    Values are computed as ``exp(k * ln(gamma))`` with ``k`` the number of
+    drops, the same expression the exponential twins use, so a step
+    schedule and its half-life twin agree bit for bit at every drop.
+
     ``t`` counts updates already done; the drop happens *at*
     ``t == k * step_size``, so the first ``step_size`` updates use
     ``initial_lr``. Past any horizon the LR keeps falling towards ``min_lr``.
@@ -77,12 +81,12 @@ class StepDecay(Schedule):
         return list(range(self.step_size, horizon, self.step_size))
 
     def _lr_scalar(self, t: float) -> float:
-        value = self.initial_lr * self.gamma ** (t // self.step_size)
-        return max(self.min_lr, value)
+        drops = math.floor(t / self.step_size)
+        return max(self.min_lr, self.initial_lr * math.exp(drops * math.log(self.gamma)))
 
     def _lr_array(self, t: FloatArray) -> FloatArray:
-        exponent = np.floor(t / self.step_size)
-        return np.maximum(self.min_lr, self.initial_lr * np.power(self.gamma, exponent))
+        drops = np.floor(t / self.step_size)
+        return np.maximum(self.min_lr, self.initial_lr * np.exp(drops * math.log(self.gamma)))
 
     def _area(self, horizon: int) -> float:
         full, remainder = divmod(horizon, self.step_size)
@@ -148,13 +152,13 @@ class MultiStepDecay(Schedule):
         return [m for m in self.milestones if m < horizon]
 
     def _lr_scalar(self, t: float) -> float:
-        count = bisect.bisect_right(self.milestones, t)
-        return max(self.min_lr, self.initial_lr * self.gamma ** float(count))
+        drops = bisect.bisect_right(self.milestones, t)
+        return max(self.min_lr, self.initial_lr * math.exp(drops * math.log(self.gamma)))
 
     def _lr_array(self, t: FloatArray) -> FloatArray:
-        counts = np.searchsorted(np.asarray(self.milestones, dtype=np.float64), t, side="right")
-        exponent = counts.astype(np.float64)
-        return np.maximum(self.min_lr, self.initial_lr * np.power(self.gamma, exponent))
+        drops = np.searchsorted(np.asarray(self.milestones, dtype=np.float64), t, side="right")
+        levels = np.exp(drops.astype(np.float64) * math.log(self.gamma))
+        return np.maximum(self.min_lr, self.initial_lr * levels)
 
     def _area(self, horizon: int) -> float:
         bounds = [0, *[m for m in self.milestones if m < horizon], horizon]
@@ -190,9 +194,10 @@ def _levels_above_floor(initial_lr: float, gamma: float, min_lr: float, count: i
         return count if initial_lr > min_lr else 0
     if initial_lr <= min_lr:
         return 0
-    k = min(count, max(0, math.ceil(math.log(min_lr / initial_lr) / math.log(gamma))))
-    while k > 0 and not initial_lr * gamma ** float(k - 1) > min_lr:
+    k = min(count, max(0, math.ceil((math.log(min_lr) - math.log(initial_lr)) / math.log(gamma))))
+    log_gamma = math.log(gamma)
+    while k > 0 and not initial_lr * math.exp((k - 1) * log_gamma) > min_lr:
         k -= 1
-    while k < count and initial_lr * gamma ** float(k) > min_lr:
+    while k < count and initial_lr * math.exp(k * log_gamma) > min_lr:
         k += 1
     return k
