@@ -83,19 +83,20 @@ class Rule:
 class Relation:
     """A rule across parameters, checked after each one passed its own rule.
 
-    ``holds`` receives the converted parameters by name. ``violations``
-    are parameter overrides, applied to a valid example, that break it.
+    ``satisfied`` receives the converted parameters by name and returns
+    whether the rule is met. ``violations`` are parameter overrides that
+    break the rule when applied to a valid example.
     """
 
     names: tuple[str, ...]
     description: str
-    holds: Callable[..., bool]
+    satisfied: Callable[..., bool]
     violations: tuple[dict[str, Any], ...]
 
     def check(self, owner: str, values: dict[str, Any]) -> None:
         """Raise ``ValueError`` naming every value involved when violated."""
         involved = {name: values[name] for name in self.names}
-        if not self.holds(**involved):
+        if not self.satisfied(**involved):
             shown = ", ".join(f"{name}={value!r}" for name, value in involved.items())
             raise InvalidParameterError(f"{owner}: {self.description}; got {shown}", self.names[0])
 
@@ -159,7 +160,9 @@ def integer(low: int) -> Rule:
 
 
 def _to_int_tuple(value: Any) -> tuple[int, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+    if isinstance(value, (str, bytes)):
+        raise TypeError(value)
+    if not isinstance(value, Sequence):
         # numpy arrays are not Sequences but convert element by element.
         if not hasattr(value, "tolist"):
             raise TypeError(value)

@@ -191,7 +191,7 @@ def half_life_area_ratio(gamma: float, step_size: int) -> float:
         (),
         {"gamma": gamma, "step_size": step_size},
     )
-    gamma, period = values["gamma"], values["step_size"]
+    gamma, period = float(values["gamma"]), int(values["step_size"])
     if gamma == 1.0:
         return 1.0
     log_gamma = math.log(gamma)

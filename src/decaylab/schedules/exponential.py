@@ -91,6 +91,10 @@ class ExponentialDecay(Schedule):
         {"factor": 0.9, "decay_rate": 0.5, "decay_steps": 10},
     )
 
+    _rate: float
+    _period: float
+    _log_base: float
+
     def __init__(
         self,
         initial_lr: float,
@@ -145,8 +149,8 @@ class ExponentialDecay(Schedule):
         if "factor" in p:
             return -math.log(p["factor"])
         if "half_life" in p:
-            return math.log(2.0) / p["half_life"]
-        return -math.log(p["decay_rate"]) / p["decay_steps"]
+            return math.log(2.0) / float(p["half_life"])
+        return -math.log(p["decay_rate"]) / float(p["decay_steps"])
 
     @property
     def rate(self) -> float:

@@ -37,6 +37,8 @@ class Warmup(Schedule):
     example: ClassVar[dict[str, object]] = {"steps": 5, "start_lr": 0.0}
     defaults: ClassVar[dict[str, object]] = {"start_lr": 0.0}
 
+    _peak: float
+
     def __init__(self, schedule: Schedule, steps: int, start_lr: float = 0.0) -> None:
         if not isinstance(schedule, Schedule):
             raise InvalidParameterTypeError(
