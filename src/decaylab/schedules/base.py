@@ -235,7 +235,8 @@ def check_times(t: ArrayLike) -> FloatArray:
         times = np.asarray(t, dtype=np.float64)
     except (TypeError, ValueError):
         raise TypeError(f"t must be a number or an array of numbers; got {t!r}") from None
-    if times.size and not (np.isfinite(times).all() and times.min() >= 0.0):
+    # min() and max() propagate NaN, so two reductions check every element.
+    if times.size and not (times.min() >= 0.0 and math.isfinite(times.max())):
         bad = times[~(np.isfinite(times) & (times >= 0.0))]
         raise ValueError(
             f"t must contain finite numbers >= 0 (updates done); got {bad.size} invalid, "

@@ -199,8 +199,11 @@ class ExponentialDecay(Schedule):
         return max(self.min_lr, self._unfloored(t))
 
     def _lr_array(self, t: FloatArray) -> FloatArray:
-        values = np.exp((t / self._period) * self._log_base)
-        return np.maximum(self.min_lr, self.initial_lr * values)
+        values = np.divide(t, self._period)
+        values *= self._log_base
+        np.exp(values, out=values)
+        values *= self.initial_lr
+        return np.maximum(values, self.min_lr, out=values)
 
     def _area(self, horizon: int) -> float:
         above = _steps_above_floor(self, horizon)
