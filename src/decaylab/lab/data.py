@@ -45,7 +45,7 @@ _IDX_DTYPES = {
 
 
 class DataError(ValueError):
-    """Missing, unreadable or invalid data; the message names the file or value."""
+    """Missing, unreadable or invalid data. The message names the file or the value."""
 
 
 @dataclass(frozen=True)

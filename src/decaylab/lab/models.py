@@ -10,9 +10,9 @@ from typing import Sequence
 
 from torch import nn
 
-__all__ = ["MODELS", "build_model", "count_parameters"]
+from decaylab.lab.config import MODELS
 
-MODELS = ("mlp", "cnn")
+__all__ = ["MODELS", "build_model", "count_parameters"]
 
 
 def build_model(

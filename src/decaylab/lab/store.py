@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 __all__ = [
     "CsvLog",
@@ -112,7 +112,7 @@ def commit_run_folder(partial: Path, run_id: str) -> Path:
     """Move a finished partial folder to ``runs/<run_id>`` in one rename."""
     final = partial.parent / run_id
     if final.exists():
-        raise FileExistsError(f"run folder {final} exists already; refusing to overwrite it")
+        raise FileExistsError(f"run folder {final} exists already and is not overwritten")
     _fsync_folder(partial)
     os.replace(partial, final)
     _fsync_folder(final.parent)
@@ -143,11 +143,6 @@ def remove_partial_runs(runs_dir: Path) -> list[str]:
             removed.append(entry.name)
             logger.info("removed partial run folder %s", entry)
     return removed
-
-
-def read_json_files(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """Read several JSON files, in the order given."""
-    return [json.loads(path.read_text(encoding="utf-8")) for path in paths]
 
 
 def _fsync_folder(folder: Path) -> None:
