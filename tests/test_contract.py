@@ -34,6 +34,10 @@ def _decay_start(schedule):
     """First t from which the contract requires a non-increasing LR."""
     if isinstance(schedule, dl.Warmup):
         return schedule.steps
+    if isinstance(schedule, dl.AdamCompensated):
+        # Compensating Adam's bias-correction transient raises the LR until
+        # the moments settle; from then on it is the wrapped schedule.
+        return schedule.settle_steps
     return 0
 
 

@@ -20,6 +20,8 @@ CONTRACT_NAMES = [
     "compare_schedules",
     "stability_threshold",
     "adam_stability_threshold",
+    "adam_update_rms",
+    "AdamCompensated",
 ]
 
 

@@ -6,6 +6,8 @@ extra and ``decaylab.lab`` the ``lab`` extra.
 
 from decaylab.couplings import (
     adam_stability_threshold,
+    adam_update_rms,
+    adam_update_rms_limit,
     compensated_weight_decay,
     momentum_correction,
     stability_threshold,
@@ -21,6 +23,7 @@ from decaylab.matching import (
     quantize,
 )
 from decaylab.schedules import (
+    AdamCompensated,
     ExponentialDecay,
     MultiStepDecay,
     Schedule,
@@ -34,6 +37,7 @@ from decaylab.schedules import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdamCompensated",
     "ExponentialDecay",
     "MultiStepDecay",
     "Schedule",
@@ -41,6 +45,8 @@ __all__ = [
     "StepDecay",
     "Warmup",
     "adam_stability_threshold",
+    "adam_update_rms",
+    "adam_update_rms_limit",
     "compare_schedules",
     "compensated_weight_decay",
     "epochs_to_steps",

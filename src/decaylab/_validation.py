@@ -21,10 +21,12 @@ __all__ = [
     "InvalidParameterTypeError",
     "Relation",
     "Rule",
+    "boolean",
     "check_all",
     "increasing_integers",
     "integer",
     "real",
+    "real_or_inf",
 ]
 
 
@@ -216,3 +218,44 @@ def _interval_text(low: float, high: float, low_open: bool, high_open: bool) -> 
 
 def _number_text(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+def _to_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return bool(value) if value in (0, 1) else value  # out-of-range ints fail ``accepts``
+    raise TypeError(value)
+
+
+def boolean() -> Rule:
+    """Build a rule for a bool; the integers 0 and 1 are accepted as False and True.
+
+    The text form of a schedule has no boolean literal, so ``0`` and ``1``
+    stand in for them there.
+
+    >>> boolean().check("AdamCompensated", "bias_correction", 0)
+    False
+    """
+    return Rule(
+        "a bool (or 0 or 1)",
+        _to_bool,
+        lambda flag: isinstance(flag, bool),
+        (2, -1),
+        ("True", None, 0.5, 1.0),
+    )
+
+
+def real_or_inf(low: float = 0.0) -> Rule:
+    """Build a rule for a real number ``>= low`` that may also be ``+inf`` (NaN rejected).
+
+    >>> real_or_inf(0.0).description
+    'a number >= 0 or inf'
+    """
+    return Rule(
+        f"a number >= {_number_text(low)} or inf",
+        _to_float,
+        lambda x: x >= low,
+        (math.nan, -math.inf, low - max(1.0, abs(low))),
+        ("0.1", None, True, [1.0]),
+    )

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from decaylab._validation import check_all, real
+from typing import Any, Union, overload
+
+import numpy as np
+
+from decaylab._adam_moments import (
+    ADAM_EXACT_STEPS,
+    FloatArray,
+    IntArray,
+    _check_adam_steps,
+    _update_rms,
+    settled_steps,
+)
+from decaylab._validation import Rule, boolean, check_all, real, real_or_inf
 
 __all__ = [
+    "ADAM_EXACT_STEPS",
+    "ADAM_PARAMETER_RULES",
     "adam_stability_threshold",
+    "adam_update_rms",
+    "adam_update_rms_limit",
     "compensated_weight_decay",
     "momentum_correction",
+    "settled_steps",
     "stability_threshold",
 ]
 
@@ -38,8 +55,8 @@ def stability_threshold(lr: float, momentum: float = 0.0, nesterov: bool = False
     )
     lr, beta = values["lr"], values["momentum"]
     if nesterov:
-        return (2.0 + 2.0 * beta) / (lr * (1.0 + 2.0 * beta))
-    return 2.0 * (1.0 + beta) / lr
+        return float((2.0 + 2.0 * beta) / (lr * (1.0 + 2.0 * beta)))
+    return float(2.0 * (1.0 + beta) / lr)
 
 
 def adam_stability_threshold(lr: float, beta1: float = 0.9) -> float:
@@ -107,3 +124,135 @@ def compensated_weight_decay(weight_decay: float, initial_lr: float, lr: float) 
             "constant; give the schedule a min_lr > 0 or use the 'follow' policy"
         )
     return float(values["weight_decay"] * values["initial_lr"] / values["lr"])
+
+
+# -- Adam's update RMS ---------------------------------------------------------
+#
+# Adam with gradients g_1, g_2, ... keeps m_t = beta1 m_{t-1} + (1 - beta1) g_t
+# and v_t = beta2 v_{t-1} + (1 - beta2) g_t**2 from m_0 = v_0 = 0, so
+#
+#     m_t = sum_k a_k g_{t-k},  a_k = (1 - beta1) beta1**k,
+#     v_t = sum_k w_k g_{t-k}**2,  w_k = (1 - beta2) beta2**k,  k = 0 .. t-1.
+#
+# With eps = 0 the update m_hat / sqrt(v_hat) does not depend on the gradient
+# scale, so the maths below uses gradients normalised to E[g**2] = 1:
+# mean**2 = snr**2 / (1 + snr**2), variance = 1 / (1 + snr**2).
+
+
+_STEP_RULE = real(0.0, 1.0, high_open=True)
+ADAM_PARAMETER_RULES: dict[str, Rule] = {
+    "beta1": _STEP_RULE,
+    "beta2": _STEP_RULE,
+    "bias_correction": boolean(),
+    "snr": real_or_inf(0.0),
+    "eps": real(0.0),
+}
+
+@overload
+def adam_update_rms(
+    t: int | np.integer[Any],
+    beta1: float = ...,
+    beta2: float = ...,
+    bias_correction: bool = ...,
+    snr: float = ...,
+    eps: float = ...,
+) -> float: ...
+
+
+@overload
+def adam_update_rms(
+    t: IntArray,
+    beta1: float = ...,
+    beta2: float = ...,
+    bias_correction: bool = ...,
+    snr: float = ...,
+    eps: float = ...,
+) -> FloatArray: ...
+
+
+def adam_update_rms(
+    t: Union[int, np.integer[Any], IntArray],
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    bias_correction: bool = True,
+    snr: float = 0.0,
+    eps: float = 0.0,
+) -> Union[float, FloatArray]:
+    """Compute the RMS of one coordinate of Adam's update at step ``t``, in units of lr.
+
+    The update is ``m_hat / (sqrt(v_hat) + eps)`` (``m`` and ``v`` without
+    the ``1 - beta**t`` division when ``bias_correction`` is false). The
+    gradients are i.i.d. Gaussian with ``mean / std = snr`` (``snr=inf``: a
+    constant gradient), and ``eps`` is measured in units of the gradient
+    RMS ``sqrt(mean**2 + std**2)``. The value is ``sqrt(E[update**2])``:
+
+    - constant gradient: exact, ``(1 - beta1**t) / (sqrt(1 - beta2**t) + eps)``
+      without bias correction and ``1 / (1 + eps)`` with it;
+    - random gradient, ``t <= ADAM_EXACT_STEPS`` (16384 when
+      ``beta2 < 0.98``) or ``beta1**t`` and ``beta2**t`` below ``2**-60``
+      (then the value is the limit): exact, from
+      ``E[m**2 / v] = integral over s > 0 of E[m**2 exp(-s v)]``, whose
+      integrand is a product of one-dimensional Gaussian expectations in
+      closed form, by the trapezoid rule in ``ln s`` (relative error below
+      1e-8);
+    - random gradient, later steps: the ratio ``E[m**2] / E[v]`` with the
+      second-order delta-method terms ``- Cov(m**2, v) / E[v]**2 +
+      E[m**2] Var(v) / E[v]**3``, all from exact Gaussian moments. At
+      ``beta2 = 0.999`` it is within 2e-5 of the exact value from ``t = 200``
+      on, so the hand-over at step 1025 is smooth to that level. Over
+      ``beta2`` in [0.98, 0.9999] the largest measured error is 6e-4.
+
+    The plain ratio ``sqrt(E[m**2] / E[v])`` misses by up to 5 % at
+    ``snr = 0.5``, ``t = 5``, because ``m`` and ``v`` are then strongly
+    correlated. The pure-noise ratio
+    ``sqrt((1 - beta1)(1 + beta1**t) / ((1 + beta1)(1 - beta1**t)))`` with
+    bias correction stays within 5e-4 of the exact value.
+
+    ``beta2 = 0`` with ``beta1 > 0`` and a finite ``snr`` has an infinite
+    RMS at ``eps = 0`` (``v = g_t**2`` can be near 0 while ``m`` holds older
+    gradients), so the result is ``inf`` from ``t = 2`` on.
+
+    ``t`` is an integer >= 1 or an integer numpy array (elementwise).
+    Raises ``ValueError``/``TypeError`` naming the invalid parameter.
+
+    >>> round(adam_update_rms(1), 6), round(adam_update_rms(2), 3), round(adam_update_rms(10), 3)
+    (1.0, 0.708, 0.33)
+    >>> round(adam_update_rms(12, bias_correction=False, snr=float("inf")), 2)
+    6.57
+    >>> adam_update_rms(np.array([1, 1000]), snr=float("inf"))
+    array([1., 1.])
+    """
+    params = check_all(
+        "adam_update_rms",
+        ADAM_PARAMETER_RULES,
+        (),
+        {"beta1": beta1, "beta2": beta2, "bias_correction": bias_correction, "snr": snr, "eps": eps},
+    )
+    steps, scalar = _check_adam_steps(t)
+    if steps.size == 0:
+        return np.zeros(np.shape(t))
+    values = _update_rms(steps.astype(np.float64), **params)
+    return float(values[0]) if scalar else values.reshape(np.shape(t))
+
+
+def adam_update_rms_limit(
+    beta1: float = 0.9, beta2: float = 0.999, snr: float = 0.0, eps: float = 0.0
+) -> float:
+    """Compute ``adam_update_rms(t)`` as ``t`` grows without bound.
+
+    Bias correction no longer matters there. The value is
+    ``adam_update_rms(settled_steps(beta1, beta2))``: exact for ``snr=inf``
+    or when that step is within the exact range of :func:`adam_update_rms`,
+    and the delta-method value otherwise.
+
+    >>> round(adam_update_rms_limit(), 4), adam_update_rms_limit(snr=float("inf"))
+    (0.2294, 1.0)
+    """
+    params = check_all(
+        "adam_update_rms_limit",
+        {name: ADAM_PARAMETER_RULES[name] for name in ("beta1", "beta2", "snr", "eps")},
+        (),
+        {"beta1": beta1, "beta2": beta2, "snr": snr, "eps": eps},
+    )
+    settled = float(settled_steps(params["beta1"], params["beta2"]))
+    return float(_update_rms(np.array([settled]), bias_correction=True, **params)[0])

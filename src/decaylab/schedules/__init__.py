@@ -1,5 +1,6 @@
 """Framework-free schedules (numpy only)."""
 
+from decaylab.schedules.adam import AdamCompensated
 from decaylab.schedules.base import Schedule, schedule_from_dict
 from decaylab.schedules.exponential import ExponentialDecay
 from decaylab.schedules.spec import ScheduleSpecError, parse_schedule
@@ -7,6 +8,7 @@ from decaylab.schedules.step import MultiStepDecay, StepDecay
 from decaylab.schedules.warmup import Warmup
 
 __all__ = [
+    "AdamCompensated",
     "ExponentialDecay",
     "MultiStepDecay",
     "Schedule",
