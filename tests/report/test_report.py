@@ -20,8 +20,8 @@ from decaylab.report.load import load_run_folder
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 VOID_TAGS = {"meta", "img", "br", "hr", "link", "input"}
-FIGURE_NAMES = ["lr.png", "displacement.png", "sharpness.png", "loss.png", "accuracy.png",
-                "final_sharpness_accuracy.png"]
+FIGURE_NAMES = ["lr.png", "displacement.png", "sharpness.png", "sharpness_ratio.png",
+                "loss.png", "accuracy.png", "final_sharpness_accuracy.png"]
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -160,9 +160,11 @@ def test_report_without_probes(make_folder):
 
     names = [p.name for p in written]
     assert "sharpness.png" not in names
+    assert "sharpness_ratio.png" not in names
     assert "final_sharpness_accuracy.png" not in names
     text = (root / "report.md").read_text(encoding="utf-8")
-    assert "Not drawn for lack of data: `sharpness.png`, `final_sharpness_accuracy.png`." in text
+    left_out = "`sharpness.png`, `sharpness_ratio.png`, `final_sharpness_accuracy.png`"
+    assert f"Not drawn for lack of data: {left_out}." in text
     assert "no run recorded a sharpness probe" in text
     assert "| sharpness probe | off |" in text
 
@@ -286,7 +288,7 @@ def test_report_warmup_from_zero(make_folder):
 
     written = write_report(root)
 
-    assert [p.name for p in written][:6] == FIGURE_NAMES
+    assert [p.name for p in written][: len(FIGURE_NAMES)] == FIGURE_NAMES
     text = (root / "report.md").read_text(encoding="utf-8")
     assert "### (a) Step LR versus its half-life twin\n" in text
     assert "**Verdict: supported.** min step/twin LR ratio" in text

@@ -178,6 +178,29 @@ def draw_sharpness(folder: RunFolder, colors: Mapping[str, str]) -> Figure | Non
     return figure
 
 
+def draw_sharpness_ratio(folder: RunFolder, colors: Mapping[str, str]) -> Figure | None:
+    """Draw sharpness divided by the ceiling at probe steps, with the stability line at 1."""
+    if not any(run.has_probes() for r in folder.schedules for run in r.runs):
+        return None
+    horizon = folder.horizon
+    figure, axes = new_axes("Sharpness relative to the stability ceiling", "update t",
+                            "sharpness / ceiling")
+    for record in folder.schedules:
+        sharp = np.array([run.series("sharpness", horizon) for run in record.runs])
+        ceiling = np.array([run.series("ceiling", horizon) for run in record.runs])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(ceiling > 0, sharp / ceiling, np.nan)
+        probe = np.isfinite(ratio).any(axis=0)
+        if probe.any():
+            _plot_band(axes, np.flatnonzero(probe), ratio[:, probe], colors[record.name],
+                       record.name)
+    axes.axhline(1.0, color="0.2", lw=1.0, ls="--", label="ceiling")
+    _mark_drops(axes, folder)
+    axes.set_ylim(bottom=0.0)
+    axes.legend(loc="best", fontsize="small")
+    return figure
+
+
 def epoch_matrix(record: ScheduleRecord, column: str) -> tuple[np.ndarray, np.ndarray]:
     """Return the epochs seen in any run and a (runs, epochs) matrix of ``column``, NaN where
     a run has no row for that epoch (a diverged run's missing tail)."""
@@ -244,6 +267,9 @@ FIGURES: tuple[tuple[str, str, Callable[[RunFolder, Mapping[str, str]], Figure |
      "(log scale); dotted lines mark the step schedule's LR drops.", draw_displacement),
     ("sharpness.png", "Sharpness at probe steps, mean over seeds with min-max band, and the "
      "stability ceiling (dashed, same colour).", draw_sharpness),
+    ("sharpness_ratio.png", "Sharpness divided by the stability ceiling at probe steps; above "
+     "the dashed line at 1 the update is unstable along the top eigenvector.",
+     draw_sharpness_ratio),
     ("loss.png", "Train and test loss per epoch, mean over seeds with min-max band.", draw_losses),
     ("accuracy.png", "Test accuracy per epoch, mean over seeds with min-max band.", draw_accuracy),
     ("final_sharpness_accuracy.png", "Final sharpness against final test accuracy, one point "
