@@ -76,7 +76,9 @@ class CompareConfig:
     batch_size: int = 512
     sharpness_every: int = 10
     sharpness_examples: int = 1000
-    threads: int = 2
+    # One thread: with two, the default 2,410-parameter model trained 2-3x slower
+    # on a busy 2-core machine (decaylab compare --epochs 30 --seeds 1).
+    threads: int = 1
     tensorboard: bool = False
     report: bool = True
     out: str = ""
