@@ -5,9 +5,6 @@ Needs the ``torch`` extra: ``pip install 'decaylab[torch]'``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 try:
     import torch  # noqa: F401
 except ImportError as error:
@@ -16,7 +13,25 @@ except ImportError as error:
         "pip install 'decaylab[torch]'"
     ) from error
 
+from decaylab.torch._monitor import Monitor
+from decaylab.torch.curvature import (
+    HessianOperator,
+    NonFiniteError,
+    TraceEstimate,
+    hessian_trace,
+    hvp,
+    top_hessian_eigenvalues,
+)
+from decaylab.torch.flatness import FlatnessSummary, flatness_summary
+from decaylab.torch.lanczos import LanczosResult, lanczos
 from decaylab.torch.layerwise import layerwise_param_groups
+from decaylab.torch.monitors import LRDrop, StepMonitor
+from decaylab.torch.noise import (
+    GradientNoiseMonitor,
+    gradient_noise_scale,
+    noise_scale_components,
+    sgd_temperature,
+)
 from decaylab.torch.optim import VelocitySGD
 from decaylab.torch.scheduler import (
     COUPLED_WEIGHT_DECAY_WARNING,
@@ -24,37 +39,31 @@ from decaylab.torch.scheduler import (
     CoupledWeightDecayWarning,
     Scheduler,
 )
+from decaylab.torch.sharpness import SharpnessProbe
 
 __all__ = [
     "COUPLED_WEIGHT_DECAY_WARNING",
     "CoupledWeightDecayWarning",
+    "FlatnessSummary",
+    "GradientNoiseMonitor",
+    "HessianOperator",
+    "LRDrop",
+    "LanczosResult",
+    "Monitor",
+    "NonFiniteError",
     "SCHEDULER_BEFORE_OPTIMIZER_WARNING",
     "Scheduler",
+    "SharpnessProbe",
+    "StepMonitor",
+    "TraceEstimate",
     "VelocitySGD",
+    "flatness_summary",
+    "gradient_noise_scale",
+    "hessian_trace",
+    "hvp",
+    "lanczos",
     "layerwise_param_groups",
+    "noise_scale_components",
+    "sgd_temperature",
+    "top_hessian_eigenvalues",
 ]
-
-# Diagnostics re-exported when their modules are present.
-# NOTE: becomes plain imports once monitors, curvature and sharpness are all in the package.
-_DIAGNOSTICS = {
-    "decaylab.torch.monitors": ("StepMonitor",),
-    "decaylab.torch.curvature": ("top_hessian_eigenvalues", "hessian_trace", "hvp"),
-    "decaylab.torch.sharpness": ("SharpnessProbe",),
-}
-
-
-def _export_diagnostics(namespace: dict[str, Any]) -> None:
-    for module_name, names in _DIAGNOSTICS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        for name in names:
-            if hasattr(module, name):
-                namespace[name] = getattr(module, name)
-                __all__.append(name)
-
-
-_export_diagnostics(globals())

@@ -10,7 +10,7 @@ done)::
     scheduler.step()                # after the monitor, so it reads lr(t)
 
 ``after_step`` returns a flat row of plain floats (possibly empty) that the
-caller merges into its per-step record. This module also holds the small
+caller merges into its per-step record. This module also contains the small
 helpers that every monitor in :mod:`decaylab.torch` shares.
 """
 
@@ -142,10 +142,5 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
-    """Return whether every entry of every tensor is finite (one sync)."""
-    if not tensors:
-        return True
-    # The norm of a tensor is finite exactly when all its entries are,
-    # except for overflow to inf of huge finite entries, which is divergence too.
-    norms = torch._foreach_norm([t.detach() for t in tensors])
-    return bool(torch.isfinite(torch.stack([n.to(torch.float64).cpu() for n in norms])).all())
+    """Return whether every entry of every tensor is finite."""
+    return all(bool(torch.isfinite(t.detach()).all()) for t in tensors)
