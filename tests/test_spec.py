@@ -33,6 +33,13 @@ def test_parse_builds_schedule(text, expected):
     assert dl.parse_schedule(text) == expected
 
 
+def test_literals_parse():
+    assert dl.parse_schedule("exp(0.1, half_life=1e3)").half_life == 1000.0
+    compensated = dl.parse_schedule("adam_compensated(step(0.1, 0.5, 30), bias_correction=false, snr=inf)")
+    assert compensated.to_spec().endswith("bias_correction=false, snr=inf)")
+    assert dl.parse_schedule(compensated.to_spec()) == compensated
+
+
 def test_integer_literal_stays_integer():
     assert dl.parse_schedule("step(0.1, 0.5, 30)").to_dict()["step_size"] == 30
 
@@ -59,6 +66,10 @@ def test_float_literal_for_integer_parameter_is_rejected():
         ("exp(0.1)", 0, "give exactly one of"),
         ("", 0, "expected a schedule name"),
         ("step(0.1, 0.5, import)", 15, "unknown schedule 'import'"),
+        ("step()", 0, "missing initial_lr, gamma, step_size for step"),
+        ("step(0.1, 0.5)", 0, "missing step_size for step"),
+        ("exp(0.1, half_life=inf)", 19, "half_life must be a finite number > 0; got inf"),
+        ("step(nan, 0.5, 3)", 5, "initial_lr must be a finite number >= 0; got nan"),
         ("step(0.1, 0.5, __import__('os'))", 26, "unexpected character"),
     ],
 )

@@ -117,5 +117,5 @@ def test_schedule_from_dict_rejects_unknown_kind_and_keys():
         dl.schedule_from_dict({"initial_lr": 0.1})
     with pytest.raises(TypeError, match="expected a dict"):
         dl.schedule_from_dict("step")
-    with pytest.raises(TypeError, match="missing 1 required positional argument"):
+    with pytest.raises(ValueError, match="missing keys \\['step_size'\\] for kind 'step'"):
         dl.schedule_from_dict({"kind": "step", "initial_lr": 0.1, "gamma": 0.5})

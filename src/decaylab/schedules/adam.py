@@ -20,7 +20,6 @@ from decaylab.schedules.base import FloatArray, Schedule, check_times
 __all__ = ["AdamCompensated"]
 
 _TABLE_LIMIT = 1 << 20  # maximum number of stored factors; later steps evaluate the model
-_SPEC_INFINITY = "1e999"  # the text form has no inf literal; this one parses to inf
 
 
 class AdamCompensated(Schedule):
@@ -44,9 +43,7 @@ class AdamCompensated(Schedule):
 
     ``initial_lr`` is the wrapped schedule's. ``min_lr`` is the wrapped
     floor times the smallest factor ``r_inf / r_k``, a lower bound of every
-    value. The text form writes ``bias_correction`` as 0 or 1 and
-    ``snr=inf`` as ``1e999``, because its grammar has no boolean or
-    infinity literal.
+    value.
 
     >>> from decaylab import StepDecay
     >>> s = AdamCompensated(StepDecay(initial_lr=0.1, gamma=0.5, step_size=30_000))
@@ -170,23 +167,3 @@ class AdamCompensated(Schedule):
             steps = index[modelled].astype(np.int64) + 1
             out[modelled] = self._limit / adam_update_rms(steps, **self._model)
         return out
-
-    def to_spec(self) -> str:
-        """Return the text form; ``bias_correction`` is written as 0 or 1, ``snr=inf`` as 1e999.
-
-        >>> from decaylab import StepDecay
-        >>> AdamCompensated(StepDecay(0.1, 0.5, 30), bias_correction=False, snr=math.inf).to_spec()
-        'adam_compensated(schedule=step(initial_lr=0.1, gamma=0.5, step_size=30), bias_correction=0, snr=1e999)'
-        """
-        parts = []
-        for name, value in self._shown_params().items():
-            if isinstance(value, Schedule):
-                text = value.to_spec()
-            elif isinstance(value, bool):
-                text = str(int(value))
-            elif isinstance(value, float) and math.isinf(value):
-                text = _SPEC_INFINITY
-            else:
-                text = repr(value)
-            parts.append(f"{name}={text}")
-        return f"{self.kind}({', '.join(parts)})"

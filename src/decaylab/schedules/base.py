@@ -8,6 +8,7 @@ value is computed in closed form from the parameters and ``t``.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from abc import ABC, abstractmethod
@@ -210,10 +211,25 @@ def schedule_from_dict(data: Mapping[str, Any]) -> Schedule:
             f"schedule_from_dict: unknown keys {unknown} for kind {kind!r}; "
             f"expected keys among {list(cls.rules) + _nested_names(cls)}"
         )
+    missing = [name for name in required_parameters(cls) if name not in params]
+    if missing:
+        raise ValueError(f"schedule_from_dict: missing keys {missing} for kind {kind!r}")
     for name in _nested_names(cls):
         if isinstance(params.get(name), Mapping):
             params[name] = schedule_from_dict(params[name])
     return cls(**params)
+
+
+def required_parameters(cls: type[Schedule]) -> list[str]:
+    """Return the constructor parameters of ``cls`` that have no default."""
+    signature = inspect.signature(cls.__init__)
+    return [
+        name
+        for name, parameter in signature.parameters.items()
+        if name != "self"
+        and parameter.default is inspect.Parameter.empty
+        and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    ]
 
 
 def _nested_names(cls: type[Schedule]) -> list[str]:
@@ -240,7 +256,7 @@ def check_times(t: ArrayLike) -> FloatArray:
         bad = times[~(np.isfinite(times) & (times >= 0.0))]
         raise ValueError(
             f"t must contain finite numbers >= 0 (updates done); got {bad.size} invalid, "
-            f"first {bad.flat[0]!r}"
+            f"first {float(bad.flat[0])!r}"
         )
     return times
 
@@ -254,6 +270,8 @@ def _spec_value(value: Any) -> str:
         return value.to_spec()
     if isinstance(value, tuple):
         return "[" + ", ".join(_spec_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
-        return repr(value)
+        return repr(value)  # 'inf' and 'nan' are literals of the text form too
     return str(value)

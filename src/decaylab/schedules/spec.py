@@ -4,26 +4,35 @@ Grammar (whitespace is free between tokens)::
 
     spec   := NAME "(" [arg ("," arg)*] ")"
     arg    := [NAME "="] value            positional args come first
-    value  := NUMBER | "[" [NUMBER ("," NUMBER)*] "]" | spec
+    value  := NUMBER | LITERAL | "[" [NUMBER ("," NUMBER)*] "]" | spec
 
 ``NAME`` is a schedule kind (``step``, ``multistep``, ``exponential`` or
 its alias ``exp``, ``warmup``, ...) or a parameter name. Numbers are Python
 literals: ``30`` is an integer, ``0.1``, ``1e-3`` and ``30.0`` are floats.
-Nothing is evaluated as code.
+``LITERAL`` is ``inf``, ``nan``, ``true`` or ``false``. Nothing is
+evaluated as code.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from decaylab._validation import InvalidParameterError, InvalidParameterTypeError
-from decaylab.schedules.base import Schedule
+from decaylab.schedules.base import Schedule, required_parameters
 
 __all__ = ["ScheduleSpecError", "parse_schedule", "KIND_ALIASES"]
 
 KIND_ALIASES = {"exp": "exponential", "multi_step": "multistep"}
+
+_LITERALS: dict[str, Any] = {
+    "inf": math.inf,
+    "nan": math.nan,
+    "true": True,
+    "false": False,
+}
 
 _TOKEN = re.compile(
     r"""
@@ -118,6 +127,13 @@ class _Parser:
             raise self.fail(name, f"unknown schedule {name.text!r}; expected one of {known}")
         self.expect("(")
         args, columns = self.arguments(cls)
+        missing = [name for name in required_parameters(cls) if name not in args]
+        if missing:
+            raise self.fail(
+                name,
+                f"missing {', '.join(missing)} for {cls.kind}; "
+                f"{cls.kind} takes {', '.join([*getattr(cls, 'nested', ()), *cls.rules])}",
+            )
         try:
             return cls(**args)
         except (InvalidParameterError, InvalidParameterTypeError) as error:
@@ -187,6 +203,9 @@ class _Parser:
                     return items
                 if closing.text != ",":
                     raise self.fail(closing, f"expected ',' or ']', found {closing.text!r}")
+        if token.kind == "name" and token.text in _LITERALS:
+            self.take()
+            return _LITERALS[token.text]
         if token.kind == "name":
             return self.schedule()
         found = repr(token.text) if token.kind != "end" else "the end of the text"
