@@ -138,6 +138,7 @@ class StepMonitor(Monitor):
         self._pending: _Pending | None = None
         self._previous_lr: float | None = None
         self._drops: list[_DropTracker] = []
+        self._row_keys: list[tuple[str, str]] = []
 
     @property
     def drops(self) -> list[LRDrop]:
@@ -150,18 +151,20 @@ class StepMonitor(Monitor):
         lrs = [float(group["lr"]) for group in groups]
         grads = [p.grad for p in self.params]
         present = [g for g in grads if g is not None]
-        norms = torch._foreach_norm(present) if present else []
-        grad_norms = iter(norms)
-        grad_sq = [float(next(grad_norms)) ** 2 if g is not None else 0.0 for g in grads]
+        if len(present) == len(grads):
+            grad_sq = [norm * norm for norm in _norms(present)]
+        else:
+            present_norms = iter(_norms(present))
+            grad_sq = [next(present_norms) ** 2 if g is not None else 0.0 for g in grads]
 
         modes = [self._mode(group) for group in groups]
-        copy_indices = [
-            index
-            for group_index, members in enumerate(self._group_members)
-            if modes[group_index] == "snapshot"
-            for index in members
-        ]
-        if copy_indices:
+        if "snapshot" in modes:
+            copy_indices = [
+                index
+                for group_index, members in enumerate(self._group_members)
+                if modes[group_index] == "snapshot"
+                for index in members
+            ]
             self._copy_weights(copy_indices)
         self._pending = _Pending(step, lrs, grad_sq, modes, [g is not None for g in grads])
 
@@ -192,11 +195,18 @@ class StepMonitor(Monitor):
             "step_ratio": displacement / scale if scale > 0 else math.nan,
         }
         for group_index, lr in enumerate(pending.lrs):
-            row[f"lr_g{group_index}"] = lr
-            row[f"displacement_g{group_index}"] = math.sqrt(group_sq[group_index])
+            lr_key, displacement_key = self._group_keys(group_index)
+            row[lr_key] = lr
+            row[displacement_key] = math.sqrt(group_sq[group_index])
 
         self._track_drops(step, pending.lrs[0], displacement)
         return row
+
+    def _group_keys(self, group_index: int) -> tuple[str, str]:
+        while len(self._row_keys) <= group_index:
+            index = len(self._row_keys)
+            self._row_keys.append((f"lr_g{index}", f"displacement_g{index}"))
+        return self._row_keys[group_index]
 
     def _assign_groups(self) -> list[list[int]]:
         group_of: dict[int, int] = {}
@@ -251,17 +261,13 @@ class StepMonitor(Monitor):
                 for index in members
                 if pending.had_grad[index]
             ]
-            return (
-                [factor * float(norm) ** 2 for norm in torch._foreach_norm(buffers)]
-                if buffers
-                else []
-            )
+            return [factor * norm * norm for norm in _norms(buffers)] if buffers else []
 
         assert self._snapshot is not None  # before_step copied this group
         with torch.no_grad():
             differences = [self._snapshot[index] for index in members]
             torch._foreach_sub_(differences, [self.params[index].detach() for index in members])
-            return [float(norm) ** 2 for norm in torch._foreach_norm(differences)]
+            return [norm * norm for norm in _norms(differences)]
 
     def _track_drops(self, step: int, lr: float, displacement: float) -> None:
         previous, self._previous_lr = self._previous_lr, lr
@@ -282,6 +288,11 @@ class StepMonitor(Monitor):
 
         if open_tracker is not None:
             open_tracker.add(displacement)
+
+
+def _norms(tensors: list[torch.Tensor]) -> list[float]:
+    """Return the 2-norm of each tensor as Python floats, from one fused kernel."""
+    return [float(norm) for norm in torch._foreach_norm(tensors)]
 
 
 @dataclass
