@@ -43,6 +43,7 @@ def build_run_folder(
     twins: tuple[str, ...] = ("half-life",),
     swap_displacement: bool = False,
     probe_every: int | None = 10,
+    final_probe: bool = False,
     sharpness_level: float | dict[str, float] = 0.8,
     sharpness_follows_lr: bool = False,
     accuracy_offset: dict[str, list[float]] | None = None,
@@ -58,6 +59,8 @@ def build_run_folder(
     each drop. ``accuracy_offset`` adds per-seed offsets to a schedule's final
     accuracy. ``diverge`` maps a run id to the update it diverges at.
     ``warmup`` wraps every schedule in the same linear warm-up, as the lab does.
+    ``final_probe`` adds a probe after the last update ``horizon - 1``, so the
+    final sharpness is measured there.
     """
     horizon = epochs * steps_per_epoch
     step = dl.StepDecay(initial_lr=initial_lr, gamma=gamma, step_size=step_size)
@@ -88,7 +91,7 @@ def build_run_folder(
             run_id = f"{name}-seed{seed}"
             final = _write_run(
                 root / "runs" / run_id, run_id, name, seed, schedule(times), shapes[name],
-                steps_per_epoch, epochs, probe_every, level, sharpness_follows_lr,
+                steps_per_epoch, epochs, probe_every, final_probe, level, sharpness_follows_lr,
                 accuracy_offset.get(name, [0.0] * seeds)[seed], diverge.get(run_id), noise,
             )
             runs.append(final)
@@ -110,7 +113,7 @@ def build_run_folder(
 
 def _write_run(
     folder: Path, run_id: str, name: str, seed: int, lr: np.ndarray, shape: np.ndarray,
-    steps_per_epoch: int, epochs: int, probe_every: int | None, level: float,
+    steps_per_epoch: int, epochs: int, probe_every: int | None, final_probe: bool, level: float,
     follows_lr: bool, accuracy_offset: float, diverged_at: int | None, noise: float,
 ) -> dict[str, Any]:
     rng = np.random.default_rng(1000 + seed)
@@ -132,13 +135,15 @@ def _write_run(
         sharpness = level * 3.8 / np.maximum(lr, lr[lr > 0].min())
     sharpness = sharpness * np.exp(noise * rng.standard_normal(horizon))
     last = horizon if diverged_at is None else diverged_at + 1
+    probes = [i for i in range(horizon)
+              if (probe_every and i % probe_every == 0) or (final_probe and i == horizon - 1)]
 
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "steps.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(STEP_HEADER)
         for i in range(last):
-            probe = probe_every is not None and i % probe_every == 0
+            probe = i in probes
             broken = diverged_at is not None and i == diverged_at
             row = [i, i // steps_per_epoch, lr[i], displacement[i], grad_norm[i],
                    step_ratio[i], train_loss[i], "", ""]
@@ -160,7 +165,6 @@ def _write_run(
                              0.1 + 0.8 * (1 - fraction) + 0.01 * seed, accuracy * (0.5 + 0.5 * fraction)])
 
     status = "finished" if diverged_at is None else "diverged"
-    probes = [i for i in range(horizon) if probe_every and i % probe_every == 0]
     final_sharpness = float(sharpness[probes[-1]]) if probes else math.nan
     run = {
         "run_id": run_id, "seed": seed, "status": status, "diverged_at_step": diverged_at,

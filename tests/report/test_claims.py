@@ -8,7 +8,13 @@ import math
 import pytest
 
 import decaylab as dl
-from decaylab.report.claims import evaluate_claims
+from decaylab.report.claims import NO_BASE_REASON
+from decaylab.report.evaluate import evaluate_claims
+from decaylab.report.final_claims import (
+    LR_MARGIN,
+    final_probe_step,
+    lr_relative_difference,
+)
 from decaylab.report.load import load_run_folder
 from decaylab.report.verdicts import (
     INCONCLUSIVE,
@@ -18,6 +24,7 @@ from decaylab.report.verdicts import (
     SeedStatistic,
     combine,
     decide,
+    smallest_sign_test_p,
 )
 
 
@@ -256,6 +263,9 @@ def test_no_base_skips(make_folder):
     assert claims["c:rise"].verdict == SKIPPED
     assert claims["d"].verdict == SKIPPED
     assert claims["c:ceiling"].verdict == SUPPORTED
+    for key in ("a", "b", "c:rise", "d"):
+        assert claims[key].reason == NO_BASE_REASON
+        assert "`--match half-life`" in claims[key].reason
 
 
 def test_sharpness_rise_sparse_probes_skipped(make_folder):
@@ -300,3 +310,187 @@ def test_area_factor_floor_noted(make_folder):
     assert claim.verdict == NOT_SUPPORTED
     assert "a floor applies" in claim.evidence[-1]
     assert claim.numbers["min_ratio"] >= 1.0
+
+
+def rewrite_finals(root, metric, values_by_run):
+    """Set ``metric`` of the named runs in summary.json to the given values."""
+    summary = json.loads((root / "summary.json").read_text(encoding="utf-8"))
+    for entry in summary["schedules"]:
+        for run in entry["runs"]:
+            if run["run_id"] in values_by_run:
+                run[metric] = values_by_run[run["run_id"]]
+    (root / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+
+
+def probe_value(root, run_id, step):
+    """Return the sharpness of ``run_id``'s probe row at ``step``."""
+    run = next(r for s in load_run_folder(root).schedules for r in s.runs if r.run_id == run_id)
+    return float(run.series("sharpness", step + 1)[step])
+
+
+@pytest.mark.parametrize(
+    ("n", "sign", "p"),
+    [(1, +1, 0.5), (2, +1, 0.25), (3, -1, 0.125), (5, +1, 0.03125),
+     (1, 0, 1.0), (2, 0, 0.5), (3, 0, 0.25), (6, 0, 0.03125)],
+)
+def test_smallest_sign_test_p_table(n, sign, p):
+    assert smallest_sign_test_p(n, sign) == p
+
+
+def test_smallest_p_matches_sign_test():
+    for n in range(1, 8):
+        assert smallest_sign_test_p(n, +1) == SeedStatistic.of([1.0] * n).sign_test_p(+1)
+        assert smallest_sign_test_p(n, 0) == SeedStatistic.of([1.0] * n).sign_test_p(0)
+
+
+def test_decide_agreement_not_significance():
+    supported = decide([0.1, 0.2, 0.3], +1)[1]
+    refuted = decide([0.1, 0.2], -1)[1]
+    difference = decide([0.1, 0.2, 0.3], 0)[1]
+
+    assert "not statistical significance" in supported
+    assert "smallest one-sided sign-test p is 0.125" in supported
+    assert "smallest one-sided sign-test p is 0.25" in refuted
+    assert "smallest two-sided sign-test p is 0.25" in difference
+
+
+def test_decide_inconclusive_has_no_note():
+    assert "significance" not in decide([0.1, -0.2, 0.3], +1)[1]
+    assert "significance" not in decide([0.1], +1)[1]
+
+
+def test_decide_all_zero_seeds_equal():
+    for sign in (-1, 0, +1):
+        verdict, reason = decide([0.0, 0.0, 0.0], sign)
+
+        assert verdict == INCONCLUSIVE
+        assert reason.startswith("all 3 seeds equal")
+        assert "covers zero" not in reason
+
+
+def test_describe_zero_spread_t_not_available():
+    text = SeedStatistic.of([0.0, 0.0, 0.0]).describe(0)
+
+    assert "paired t = n/a" in text
+    assert "nan" not in text
+    assert "paired t = n/a" in SeedStatistic.of([0.5]).describe(+1)
+    assert "paired t = 3.46" in SeedStatistic.of([1.0, 2.0, 3.0]).describe(+1)
+
+
+def test_final_accuracy_all_equal(make_folder):
+    # The synthetic accuracy depends only on the seed, so step and twin tie at every seed.
+    claim = claims_of(make_folder(seeds=3))["d:accuracy:exp-half-life"]
+
+    assert claim.verdict == INCONCLUSIVE
+    assert claim.reason.startswith("all 3 seeds equal")
+    assert "paired t = n/a" in claim.evidence[0]
+    assert "nan" not in claim.evidence[0]
+
+
+def test_displacement_note_once(make_folder):
+    claim = claims_of(make_folder(seeds=3))["b:exp-half-life"]
+
+    assert claim.reason.count("not statistical significance") == 1
+    assert claim.reason.endswith("smallest one-sided sign-test p is 0.125")
+
+
+def test_ceiling_verdict_has_note(make_folder):
+    claim = claims_of(make_folder(seeds=2))["c:ceiling"]
+
+    assert claim.verdict == SUPPORTED
+    assert claim.reason.endswith("with 2 seeds the smallest one-sided sign-test p is 0.25")
+
+
+def test_area_skipped_names_match_option(make_folder):
+    claim = claims_of(make_folder(seeds=2, twins=("area",)))["a"]
+
+    assert "half-life among the --match methods" in claim.reason
+
+
+def test_displacement_skipped_names_match_option(make_folder):
+    claims = claims_of(make_folder(seeds=2, twins=()))
+
+    assert "`--match half-life`" in claims["b"].reason
+    assert "`--match half-life`" in claims["d"].reason
+
+
+def test_lr_relative_difference_cases():
+    assert lr_relative_difference(0.1, 0.1) == 0.0
+    assert lr_relative_difference(0.0, 0.0) == 0.0
+    assert lr_relative_difference(0.0, 0.1) == math.inf
+    assert lr_relative_difference(0.2, 0.1) == pytest.approx(1.0)
+    assert lr_relative_difference(0.1, 0.2) == pytest.approx(1.0)
+
+
+def test_final_sharpness_within_margin(make_folder):
+    # step_size 101 keeps the last drop before the horizon, as the lab's default does, so the
+    # final-LR twin differs from the step LR by under 5 % at the probe after update 290.
+    claim = claims_of(make_folder(seeds=3, step_size=101, twins=("final-lr",)))["d:sharpness:exp-final-lr"]
+
+    assert 0 < claim.numbers["lr_relative_difference"] <= LR_MARGIN
+    assert "no direction is predicted, only a difference" in claim.statement
+    assert claim.verdict == SUPPORTED
+    assert "all 3 seeds differ with the same sign" in claim.reason
+    assert "two-sided sign-test p is 0.25" in claim.reason
+
+
+def test_final_sharpness_at_last_update(make_folder):
+    root = make_folder(seeds=3, step_size=101, twins=("final-lr",), final_probe=True)
+    claim = claims_of(root)["d:sharpness:exp-final-lr"]
+
+    assert claim.numbers["probe_step"] == 299
+    assert claim.evidence[0].startswith("LR at the last update t = 299, after which the final sharpness")
+    assert claim.numbers["lr_relative_difference"] == pytest.approx(0.25 ** (-1 / 300) - 1, rel=1e-9)
+    assert "at the last update t = 299 differ by 0.463 %, within the 10 % margin" in claim.statement
+    assert len(claim.evidence) == 2
+
+
+def test_final_sharpness_names_probe_step(make_folder):
+    claim = claims_of(make_folder(seeds=3))["d:sharpness:exp-half-life"]
+
+    assert claim.numbers["probe_step"] == 290
+    assert claim.evidence[0].startswith("LR at update t = 290, after which")
+    assert "step 0.025, twin 0.0134" in claim.evidence[0]
+    assert "9 update(s) before the last update t = 299" in claim.evidence[2]
+    assert "used the larger LR at update t = 290" in claim.statement
+
+
+def test_final_probe_step_matches_value(make_folder):
+    root = make_folder(seeds=1)
+    rewrite_finals(root, "final_sharpness", {"step-seed0": probe_value(root, "step-seed0", 150)})
+    runs = {r.run_id: r for s in load_run_folder(root).schedules for r in s.runs}
+
+    assert final_probe_step(runs["step-seed0"]) == 150
+    assert final_probe_step(runs["exp-half-life-seed0"]) == 290
+
+
+def test_final_sharpness_unmatched_value(make_folder):
+    root = make_folder(seeds=2)
+    rewrite_finals(root, "final_sharpness", {"step-seed0": 5.0, "step-seed1": 6.0,
+                                              "exp-half-life-seed0": 7.0, "exp-half-life-seed1": 8.0})
+
+    claim = claims_of(root)["d:sharpness:exp-half-life"]
+
+    assert claim.numbers["probe_step"] == 299
+    assert "no probe row of steps.csv contains the final sharpness" in claim.evidence[-1]
+
+
+def test_final_sharpness_mixed_probe_steps_skipped(make_folder):
+    root = make_folder(seeds=2)
+    rewrite_finals(root, "final_sharpness", {"step-seed1": probe_value(root, "step-seed1", 280)})
+
+    claim = claims_of(root)["d:sharpness:exp-half-life"]
+
+    assert claim.verdict == SKIPPED
+    assert "after different updates (280, 290)" in claim.reason
+
+
+def test_final_sharpness_only_first_probe(make_folder):
+    # A run shorter than the probe interval has its only probe after update 0, where every
+    # schedule has the same LR and the synthetic sharpness is the same.
+    claim = claims_of(make_folder(seeds=3, probe_every=400))["d:sharpness:exp-half-life"]
+
+    assert "the two LRs at update t = 0 are equal" in claim.statement
+    assert claim.verdict == INCONCLUSIVE
+    assert claim.reason.startswith("all 3 seeds equal")
+    assert "299 update(s) before the last update t = 299" in claim.evidence[2]

@@ -103,6 +103,17 @@ def test_markdown_sections_and_links(report):
     assert 'dataset = "digits"' in text
 
 
+def test_method_note_states_limits(report):
+    root, _ = report
+    text = (root / "report.md").read_text(encoding="utf-8")
+    method = text.split("## Method", 1)[1]
+
+    assert "reports whether the seeds agree, not statistical significance" in method
+    assert "the smallest one-sided sign-test p is 2^-n (0.25 for 2 seeds, 0.125 for 3)" in method
+    assert "more than 10 % (the LR margin)" in method
+    assert "paired t = nan" not in text
+
+
 def test_markdown_table_values(report):
     root, _ = report
     text = (root / "report.md").read_text(encoding="utf-8")

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import decaylab as dl
-from decaylab.report.claims import Claim, evaluate_claims
+from decaylab.report.claims import Claim
+from decaylab.report.evaluate import evaluate_claims
 from decaylab.report.figures import draw_schedules, figure_png, render_figures
 from decaylab.report.load import RunFolder, load_run_folder
 from decaylab.report.render import (
@@ -60,8 +61,9 @@ def write_report(run_dir: Path | str) -> list[Path]:
 def plot_schedules(schedules: Mapping[str, dl.Schedule], horizon: int, out: Path) -> Path:
     """Draw ``lr(t)`` of each named schedule for ``t = 0 .. horizon - 1`` into a PNG file.
 
-    ``out`` must end in ``.png``; missing parent folders are created. The
-    y axis is logarithmic, so an LR of exactly 0 is left out of its curve.
+    ``out`` must end in ``.png``; missing parent folders are created. Each
+    curve is a step function with one step per update. The y axis is
+    logarithmic when every LR is positive and linear otherwise.
     """
     if not isinstance(schedules, Mapping):
         raise TypeError(f"schedules must be a dict of name -> Schedule, got {type(schedules).__name__}")

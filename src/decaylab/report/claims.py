@@ -1,8 +1,10 @@
-"""The measured claims of a comparison report and their verdicts.
+"""The measured claims (a) to (c) of a comparison report, and the lookups all claims share.
 
 Each claim is computed from the schedules and the run folder's CSVs, stated
 with its numbers, and given one verdict by :func:`decide`, the single
-decision rule for quantities measured once per seed.
+decision rule for quantities measured once per seed. Claim (d) is in
+:mod:`decaylab.report.final_claims` and the report order in
+:mod:`decaylab.report.evaluate`.
 """
 
 from __future__ import annotations
@@ -20,11 +22,24 @@ from decaylab.report.verdicts import (
     SKIPPED,
     SUPPORTED,
     SeedStatistic,
-    combine,
+    apply_sign_rule,
+    combine_parts,
     decide,
 )
 
 _EXACT_RTOL = 1e-9
+
+NO_BASE_REASON = (
+    "the run folder has no step schedule with role 'base' and no twin; rerun "
+    "`decaylab compare` with `--match half-life`, which matches a twin to the first "
+    "--schedule (a step(...) or multistep(...) spec) and makes that schedule the base"
+)
+"""Skip reason of the claims that need a base step schedule, with the option that provides one."""
+
+NO_HALF_LIFE_TWIN_REASON = (
+    "the run folder has no half-life twin; rerun `decaylab compare` with half-life "
+    "among the --match methods, e.g. `--match half-life,area`"
+)
 
 
 @dataclass(frozen=True)
@@ -141,9 +156,10 @@ def claim_area_factor(folder: RunFolder) -> Claim:
     )
     base = base_schedule(folder)
     twin = folder.schedule_with_role("half-life twin")
-    if base is None or twin is None:
-        missing = "step schedule (role 'base')" if base is None else "half-life twin"
-        return skipped("a", title, statement, f"the run folder has no {missing}")
+    if base is None:
+        return skipped("a", title, statement, NO_BASE_REASON)
+    if twin is None:
+        return skipped("a", title, statement, NO_HALF_LIFE_TWIN_REASON)
     step, twin_schedule, warmup = _without_common_warmup(base.schedule, twin.schedule)
     if not isinstance(step, dl.StepDecay):
         return skipped("a", title, statement,
@@ -274,8 +290,8 @@ def claim_displacement_shape(folder: RunFolder, base: ScheduleRecord, twin: Sche
         drop_contrast.append(finite_mean(per_drop))
         flat_contrast.append(finite_mean(per_plateau))
 
-    drop_verdict, drop_reason = decide(drop_contrast, +1)
-    flat_verdict, flat_reason = decide(flat_contrast, +1)
+    drop_verdict, drop_reason, drop_n = apply_sign_rule(drop_contrast, +1)
+    flat_verdict, flat_reason, flat_n = apply_sign_rule(flat_contrast, +1)
     lr_before = base.schedule(drops.astype(np.float64) - 1.0)
     lr_ratio = finite_mean(list(base.schedule(drops.astype(np.float64)) / lr_before))
     drop_stat, flat_stat = SeedStatistic.of(drop_contrast), SeedStatistic.of(flat_contrast)
@@ -287,12 +303,15 @@ def claim_displacement_shape(folder: RunFolder, base: ScheduleRecord, twin: Sche
         f"m_t after/before a drop in the step runs: mean {finite_mean(step_drop_ratio):.4g} "
         f"(the LR ratio is {lr_ratio:.4g})",
     )
+    verdict, note = combine_parts([(drop_verdict, drop_n), (flat_verdict, flat_n)], +1)
     reason = f"drop contrast {drop_verdict} ({drop_reason}); flatness contrast {flat_verdict} ({flat_reason})"
+    if note:
+        reason += f"; {note}"
     numbers = {
         "drop_contrast_mean": drop_stat.mean, "flat_contrast_mean": flat_stat.mean,
         "seeds": float(min(drop_stat.n, flat_stat.n)),
     }
-    return Claim(key, title, statement, combine([drop_verdict, flat_verdict]), reason, evidence, numbers)
+    return Claim(key, title, statement, verdict, reason, evidence, numbers)
 
 
 def _log_change(series: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> float:
@@ -314,7 +333,7 @@ def claim_under_ceiling(folder: RunFolder) -> Claim:
     """
     title = "Sharpness under the stability ceiling"
     statement = "Sharpness stays below the stability ceiling at every probe, in every schedule."
-    verdicts, evidence, worst = [], [], -math.inf
+    parts, evidence, worst = [], [], -math.inf
     for record in folder.schedules:
         margins, fractions = [], []
         for run in record.runs:
@@ -324,18 +343,20 @@ def claim_under_ceiling(folder: RunFolder) -> Claim:
                 fractions.append(float(np.mean(ratio < 1.0)))
         if not margins:
             continue
-        verdict, _ = decide(margins, +1)
-        verdicts.append(verdict)
+        verdict, _, n = apply_sign_rule(margins, +1)
+        parts.append((verdict, n))
         worst = max(worst, 1.0 - min(margins))
         evidence.append(
             f"`{record.name}`: fraction of probes below the ceiling {np.mean(fractions):.3f} "
             f"(lowest run {min(fractions):.3f}); max sharpness/ceiling {1.0 - min(margins):.4g} "
             f"over {len(margins)} run(s); verdict {verdict}"
         )
-    if not verdicts:
+    if not parts:
         return skipped("c:ceiling", title, statement, "no run recorded a sharpness probe")
-    verdict = combine(verdicts)
-    reason = f"per-schedule verdicts: {', '.join(verdicts)}"
+    verdict, note = combine_parts(parts, +1)
+    reason = f"per-schedule verdicts: {', '.join(v for v, _ in parts)}"
+    if note:
+        reason += f"; {note}"
     return Claim("c:ceiling", title, statement, verdict, reason, tuple(evidence), {"max_ratio": worst})
 
 
@@ -385,108 +406,3 @@ def claim_sharpening_after_drops(folder: RunFolder, base: ScheduleRecord) -> Cla
         f"mean ratio after/before over all drops and seeds: {finite_mean(relative):.4g}",
     )
     return Claim("c:rise", title, statement, verdict, reason, evidence, {"rise_mean": stat.mean})
-
-
-# -- claim (d): final sharpness and accuracy, paired by seed -----------------
-
-
-def claim_final_accuracy(base: ScheduleRecord, twin: ScheduleRecord) -> Claim:
-    """Claim (d): the step schedule and ``twin`` differ in final test accuracy.
-
-    No sign is predicted, so the two-sided form of :func:`decide` applies to
-    the per-seed differences ``step - twin`` of finished runs.
-    """
-    title = f"Final test accuracy: `{base.name}` versus `{twin.name}`"
-    statement = f"`{base.name}` and `{twin.name}` end at different test accuracy (paired by seed)."
-    differences = _paired_differences(base, twin, "final_test_accuracy")
-    if not differences:
-        return skipped(f"d:accuracy:{twin.name}", title, statement,
-                       "no seed has a finished run with a final test accuracy in both schedules")
-    verdict, reason = decide(differences, 0)
-    stat = SeedStatistic.of(differences)
-    if stat.mean == 0.0:
-        direction = f"on average `{base.name}` ends at the same accuracy"
-    else:
-        higher = "higher" if stat.mean > 0 else "lower"
-        direction = f"on average `{base.name}` ends {higher} by {abs(stat.mean):.4g}"
-    evidence = (f"accuracy difference step - twin: {stat.describe(0)}", direction)
-    return Claim(f"d:accuracy:{twin.name}", title, statement, verdict, reason, evidence,
-                 {"difference_mean": stat.mean})
-
-
-def claim_final_sharpness(base: ScheduleRecord, twin: ScheduleRecord, horizon: int) -> Claim:
-    """Claim (d): the schedule with the larger last LR ends at lower sharpness.
-
-    The ceiling is inversely proportional to the LR, so the run whose last
-    update used the larger LR is predicted to end flatter. With equal last
-    LRs no sign is predicted and the two-sided form of :func:`decide` applies.
-    """
-    last = float(horizon - 1)
-    step_lr, twin_lr = base.schedule(last), twin.schedule(last)
-    if math.isclose(step_lr, twin_lr, rel_tol=_EXACT_RTOL):
-        expected, prediction = 0, "the two last LRs are equal, so no sign is predicted"
-    else:
-        expected = -1 if step_lr > twin_lr else +1
-        flatter = base.name if step_lr > twin_lr else twin.name
-        prediction = f"`{flatter}` used the larger LR at the last update, so it should end flatter"
-    title = f"Final sharpness: `{base.name}` versus `{twin.name}`"
-    statement = f"Final sharpness differs between `{base.name}` and `{twin.name}`: {prediction}."
-    key = f"d:sharpness:{twin.name}"
-    differences = _paired_differences(base, twin, "final_sharpness")
-    if not differences:
-        return skipped(key, title, statement,
-                       "no seed has a finished run with a final sharpness in both schedules")
-    verdict, reason = decide(differences, expected)
-    stat = SeedStatistic.of(differences)
-    evidence = (
-        f"LR at the last update t = {horizon - 1}: step {step_lr:.4g}, twin {twin_lr:.4g}",
-        f"sharpness difference step - twin: {stat.describe(expected)}",
-    )
-    return Claim(key, title, statement, verdict, reason, evidence, {"difference_mean": stat.mean})
-
-
-def _paired_differences(base: ScheduleRecord, twin: ScheduleRecord, metric: str) -> list[float]:
-    differences = []
-    for _, run_a, run_b in paired_runs(base, twin):
-        if run_a.diverged or run_b.diverged:
-            continue
-        difference = run_a.finals[metric] - run_b.finals[metric]
-        if math.isfinite(difference):
-            differences.append(difference)
-    return differences
-
-
-# -- all claims ------------------------------------------------------------
-
-
-def evaluate_claims(folder: RunFolder) -> list[Claim]:
-    """Evaluate claims (a) to (d) on a validated run folder, in report order."""
-    claims = [claim_area_factor(folder)]
-    base = base_schedule(folder)
-    twins = comparison_schedules(folder, base) if base is not None else []
-    no_base = "the run folder has no step schedule with role 'base'"
-    no_twin = "the run folder has no twin or exponential schedule to compare with"
-
-    if base is None or not twins:
-        claims.append(skipped("b", "Displacement m_t: plateaus versus slide",
-                              "m_t shows plateaus and drops for step decay and a slide for exponential decay.",
-                              no_base if base is None else no_twin))
-    else:
-        claims.extend(claim_displacement_shape(folder, base, twin) for twin in twins)
-
-    claims.append(claim_under_ceiling(folder))
-    if base is None:
-        claims.append(skipped("c:rise", "Sharpness after LR drops",
-                              "Sharpness rises after each LR drop of the step schedule.", no_base))
-    else:
-        claims.append(claim_sharpening_after_drops(folder, base))
-
-    if base is None or not twins:
-        claims.append(skipped("d", "Final sharpness and accuracy",
-                              "The step schedule and its twins differ in final sharpness and accuracy.",
-                              no_base if base is None else no_twin))
-    else:
-        for twin in twins:
-            claims.append(claim_final_sharpness(base, twin, folder.horizon))
-            claims.append(claim_final_accuracy(base, twin))
-    return claims

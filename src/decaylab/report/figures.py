@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import decaylab as dl
-from decaylab.report.load import RunFolder, ScheduleRecord
+from decaylab.report.load import RunFolder, RunRecord, ScheduleRecord
 
 try:
     from matplotlib.axes import Axes
@@ -68,18 +68,25 @@ def new_axes(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
 
 
 def draw_schedules(schedules: Mapping[str, dl.Schedule], horizon: int) -> Figure:
-    """Draw ``lr(t)`` for ``t = 0 .. horizon - 1`` of each schedule on a log axis.
+    """Draw ``lr(t)`` for ``t = 0 .. horizon - 1`` of each schedule as a step function.
 
-    A log axis cannot show an LR of 0 (a warm-up starting at 0, for instance),
-    so such points are left out of the curve.
+    Update ``t`` uses ``lr(t)`` from ``t`` to ``t + 1``, so each curve is drawn
+    with ``drawstyle="steps-post"`` and a drop is vertical at its update. The
+    y axis is logarithmic when every LR drawn is positive and linear
+    otherwise, so a schedule that is 0 somewhere stays visible.
     """
     figure, axes = new_axes("Learning rate", "update t", "learning rate")
     colors = schedule_colors(list(schedules))
     times = np.arange(horizon, dtype=np.float64)
+    # The extra point at t = horizon closes the last update's step.
+    edges = np.arange(horizon + 1, dtype=np.float64)
+    curves = []
     for name, schedule in schedules.items():
         lr = schedule(times)
-        axes.plot(times, np.where(lr > 0, lr, np.nan), color=colors[name], label=name, lw=1.6)
-    axes.set_yscale("log")
+        axes.plot(edges, np.append(lr, lr[-1]), drawstyle="steps-post", color=colors[name],
+                  label=name, lw=1.6)
+        curves.append(lr)
+    _use_log_if_positive(axes, *curves)
     axes.legend(loc="best", fontsize="small")
     return figure
 
@@ -125,6 +132,28 @@ def _mark_drops(axes: Axes, folder: RunFolder) -> None:
         axes.axvline(float(drop), color="0.6", lw=0.8, ls=":", zorder=0)
 
 
+def ceiling_per_update(run: RunRecord, horizon: int) -> np.ndarray:
+    """Return the stability ceiling at every update of ``run``, NaN where it is unknown.
+
+    The ceiling is inversely proportional to the LR for every optimizer the
+    sharpness probe supports, so between probes it is the last probe's
+    ceiling times ``lr(probe) / lr(t)``, with ``lr`` from the ``lr`` column.
+    It is NaN before the first probe with a finite ceiling and where the LR
+    is 0 or missing (a diverged run's tail).
+    """
+    lr = run.series("lr", horizon)
+    with np.errstate(invalid="ignore"):
+        product = run.series("ceiling", horizon) * lr
+    known = np.isfinite(product) & (product > 0)
+    if not known.any():
+        return np.full(horizon, np.nan)
+
+    latest = np.maximum.accumulate(np.where(known, np.arange(horizon), -1))
+    scale = np.where(latest >= 0, product[np.maximum(latest, 0)], np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(lr > 0, scale / lr, np.nan)
+
+
 def _use_log_if_positive(axes: Axes, *arrays: np.ndarray) -> None:
     values = np.concatenate([a[np.isfinite(a)] for a in arrays]) if arrays else np.empty(0)
     if values.size and (values > 0).all():
@@ -155,7 +184,11 @@ def draw_displacement(folder: RunFolder, colors: Mapping[str, str]) -> Figure:
 
 
 def draw_sharpness(folder: RunFolder, colors: Mapping[str, str]) -> Figure | None:
-    """Draw sharpness at probe steps (solid) and the ceiling (dashed, same colour)."""
+    """Draw sharpness at probe steps (solid) and the ceiling (dashed, same colour).
+
+    The ceiling is drawn at every update from :func:`ceiling_per_update` as a
+    step function, so it jumps at the update where the LR drops.
+    """
     if not any(run.has_probes() for r in folder.schedules for run in r.runs):
         return None
     horizon = folder.horizon
@@ -164,13 +197,13 @@ def draw_sharpness(folder: RunFolder, colors: Mapping[str, str]) -> Figure | Non
     plotted = []
     for record in folder.schedules:
         sharp = np.array([run.series("sharpness", horizon) for run in record.runs])
-        ceiling = np.array([run.series("ceiling", horizon) for run in record.runs])
-        probe = np.isfinite(sharp).any(axis=0) | np.isfinite(ceiling).any(axis=0)
+        probe = np.isfinite(sharp).any(axis=0)
         if not probe.any():
             continue
-        steps = np.flatnonzero(probe)
-        _plot_band(axes, steps, sharp[:, probe], colors[record.name], record.name)
-        axes.plot(steps, band(ceiling[:, probe])[0], "--", color=colors[record.name], lw=1.0)
+        ceiling = np.array([ceiling_per_update(run, horizon) for run in record.runs])
+        _plot_band(axes, np.flatnonzero(probe), sharp[:, probe], colors[record.name], record.name)
+        axes.plot(np.arange(horizon), band(ceiling)[0], "--", drawstyle="steps-post",
+                  color=colors[record.name], lw=1.0)
         plotted.extend([sharp, ceiling])
     _mark_drops(axes, folder)
     _use_log_if_positive(axes, *plotted)
@@ -232,11 +265,40 @@ def draw_losses(folder: RunFolder, colors: Mapping[str, str]) -> Figure:
     return figure
 
 
+def accuracy_limits(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float] | None:
+    """Return y limits for ``(epochs, matrix)`` curves that fit the second half of the epochs.
+
+    The bottom is the lowest finite value at an epoch in the second half of
+    the epoch range and the top is the highest finite value anywhere, each
+    widened by 10 % of that span (at least 0.005). Returns None when the
+    second half contains no finite value.
+    """
+    epochs = np.concatenate([x for x, _ in curves]) if curves else np.empty(0)
+    if epochs.size == 0:
+        return None
+    middle = (epochs.min() + epochs.max()) / 2.0
+    late = np.concatenate([matrix[:, x >= middle].ravel() for x, matrix in curves])
+    every = np.concatenate([matrix.ravel() for _, matrix in curves])
+    late, every = late[np.isfinite(late)], every[np.isfinite(every)]
+    if late.size == 0:
+        return None
+
+    low, high = float(late.min()), float(every.max())
+    margin = max(0.1 * (high - low), 0.005)
+    return low - margin, high + margin
+
+
 def draw_accuracy(folder: RunFolder, colors: Mapping[str, str]) -> Figure:
+    """Draw test accuracy per epoch; the y axis fits the second half of the epochs."""
     figure, axes = new_axes("Test accuracy", "epoch", "test accuracy")
+    curves = []
     for record in folder.schedules:
         x, matrix = epoch_matrix(record, "test_accuracy")
         _plot_band(axes, x, matrix, colors[record.name], record.name)
+        curves.append((x, matrix))
+    limits = accuracy_limits(curves)
+    if limits is not None:
+        axes.set_ylim(*limits)
     axes.legend(loc="best", fontsize="small")
     return figure
 
@@ -261,17 +323,20 @@ def draw_final_scatter(folder: RunFolder, colors: Mapping[str, str]) -> Figure |
 
 
 FIGURES: tuple[tuple[str, str, Callable[[RunFolder, Mapping[str, str]], Figure | None]], ...] = (
-    ("lr.png", "Learning rate of each schedule over the run (log scale).",
+    ("lr.png", "Learning rate of each schedule over the run, one step per update (log scale "
+     "when every LR is positive, linear otherwise).",
      lambda folder, colors: draw_lr(folder)),
     ("displacement.png", "Per-update displacement m_t, mean over seeds with min-max band "
      "(log scale); dotted lines mark the step schedule's LR drops.", draw_displacement),
     ("sharpness.png", "Sharpness at probe steps, mean over seeds with min-max band, and the "
-     "stability ceiling (dashed, same colour).", draw_sharpness),
+     "stability ceiling at every update (dashed, same colour), scaled from the last probe by "
+     "the LR ratio.", draw_sharpness),
     ("sharpness_ratio.png", "Sharpness divided by the stability ceiling at probe steps; above "
      "the dashed line at 1 the update is unstable along the top eigenvector.",
      draw_sharpness_ratio),
     ("loss.png", "Train and test loss per epoch, mean over seeds with min-max band.", draw_losses),
-    ("accuracy.png", "Test accuracy per epoch, mean over seeds with min-max band.", draw_accuracy),
+    ("accuracy.png", "Test accuracy per epoch, mean over seeds with min-max band; the y axis "
+     "fits the second half of the epochs, so early epochs may lie below it.", draw_accuracy),
     ("final_sharpness_accuracy.png", "Final sharpness against final test accuracy, one point "
      "per finished run.", draw_final_scatter),
 )

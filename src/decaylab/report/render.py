@@ -23,6 +23,7 @@ import numpy as np
 
 from decaylab.report.claims import Claim
 from decaylab.report.figures import FigureFile
+from decaylab.report.final_claims import LR_MARGIN, percent
 from decaylab.report.load import RunFolder
 from decaylab.report.verdicts import DECISION_RULE, SKIPPED
 
@@ -177,9 +178,14 @@ def method_blocks(folder: RunFolder) -> list[Block]:
             "schedule's per-run margins 1 - max(sharpness/ceiling) and is supported when every "
             "schedule's verdict is.",
             "(d) pairs finished runs of the step schedule and each twin by seed and takes "
-            "the difference of the final value (step minus twin). The sharpness claim predicts "
-            "that the schedule with the larger LR at the last update ends flatter, because the "
-            "ceiling falls as the LR grows. The accuracy claim predicts no sign.",
+            "the difference of the final value (step minus twin). Final sharpness is the last "
+            "probe's value, measured after update s, the last row of steps.csv that contains it. "
+            "The sharpness claim predicts that the schedule with the larger LR at update s ends "
+            "flatter, because the ceiling falls as the LR grows. It predicts that direction only "
+            f"when the larger LR exceeds the smaller by more than {percent(LR_MARGIN)} (the LR margin), "
+            "and within the margin it predicts only a difference. The final-LR twin equals the step "
+            "LR at the horizon, so at the last update it usually falls within the margin. The "
+            "accuracy claim predicts no sign.",
             "Decision rule: " + DECISION_RULE,
             "A claim is skipped, with the reason stated, when the run folder lacks its "
             "inputs (no base step schedule, no twin, no sharpness probe, no LR drop).",
