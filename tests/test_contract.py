@@ -120,10 +120,12 @@ def test_closed_form_area_equals_sum(schedule):
 
 @pytest.mark.parametrize("schedule", INSTANCES)
 def test_epochs_to_steps_matches_fractional_epochs(schedule):
-    try:
-        stepped = dl.epochs_to_steps(schedule, 45)
-    except ValueError as error:
-        pytest.skip(f"{type(schedule).__name__} has no epoch form: {error}")
+    if isinstance(schedule, dl.AdamCompensated):
+        # Adam's step count is in updates, so the schedule has no epoch form.
+        with pytest.raises(ValueError, match="cannot be converted from epochs to steps"):
+            dl.epochs_to_steps(schedule, 45)
+        return
+    stepped = dl.epochs_to_steps(schedule, 45)
     times = np.arange(0, 45 * 60)
     np.testing.assert_allclose(stepped(times), schedule(times / 45), rtol=1e-13)
 
