@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -85,6 +87,8 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["--model", "cnn", "--dataset", str(data)], "model 'cnn' needs image data"),
         (["--out", str(occupied)], "exists and is not empty; pass --resume"),
         (["--out", str(blocker / "run")], "is not a folder"),
+        (["--data-dir", str(corrupt)], "data_dir applies only to mnist and fashion-mnist"),
+        (["--resume", "--out", ""], "--resume needs --out DIR"),
     ]
 
 
@@ -138,6 +142,21 @@ def test_help_states_units(capsys: pytest.CaptureFixture) -> None:
                    "every N updates (steps", "before every schedule (steps)",
                    "(examples; 0 uses all)"):
         assert phrase in text
+
+
+def test_help_explains_resume(capsys: pytest.CaptureFixture) -> None:
+    assert main(["compare", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "'decaylab compare --resume --out DIR' reads every other option from DIR/config.toml" in text
+    assert "other datasets reject it" in text
+
+
+def test_resume_without_out_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "--resume"]) == 2
+    assert "--resume needs --out DIR, the run folder to continue" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_match_prints_twin_and_comparison(capsys: pytest.CaptureFixture) -> None:
@@ -263,7 +282,113 @@ def test_resume_with_changed_option_refused(tmp_path: Path, capsys: pytest.Captu
     summary_before = (out / "summary.json").read_bytes()
     assert main(_tiny(data, out) + ["--resume", "--lr", "0.2"]) == 2
     assert "option 'lr' differs" in capsys.readouterr().err
+    # Without the other options, the stored ones fill in and lr still differs.
+    assert main(["compare", "--resume", "--out", str(out), "--lr", "0.2"]) == 2
+    err = capsys.readouterr().err
+    assert "option 'lr' differs from its config.toml (all differing: lr)" in err
     assert (out / "summary.json").read_bytes() == summary_before
+    # An option that changes no result may differ.
+    assert main(["compare", "--resume", "--out", str(out), "--report", "off"]) == 0
+
+
+def _printed_command(err: str) -> list[str]:
+    """Return the words of the command after "continue with:" on stderr."""
+    lines = [line for line in err.splitlines() if "continue with: " in line]
+    assert len(lines) == 1, err
+    words = shlex.split(lines[0].split("continue with: ", 1)[1])
+    assert words[:2] == ["decaylab", "compare"], words
+    return words[1:]
+
+
+def _fail_second_commit(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    import decaylab.lab.compare as compare_module
+
+    commit = compare_module.commit_run_folder
+    calls = []
+
+    def failing_commit(partial: Path, run_id: str) -> Path:
+        calls.append(run_id)
+        if len(calls) == 2:
+            raise error
+        return commit(partial, run_id)
+
+    monkeypatch.setattr(compare_module, "commit_run_folder", failing_commit)
+
+
+def test_failure_hint_is_a_working_command(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    data, out = _npz(tmp_path), tmp_path / "my runs" / "out"
+    _fail_second_commit(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
+    assert main(_tiny(data, out, "--seeds", "2")) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == (
+        f"decaylab: error: [Errno 28] No space left on device (in the run folder {out})")
+    monkeypatch.undo()
+
+    # Only --resume and --out: the other options come from the stored config.toml.
+    command = _printed_command(err)
+    assert command == ["compare", "--resume", "--out", str(out)]
+    finished = (out / "runs" / "step-seed0" / "steps.csv").read_bytes()
+    result = _cli(*command, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["epochs"], summary["seeds"], summary["batch_size"]) == (3, 2, 16)
+    assert (out / "runs" / "step-seed0" / "steps.csv").read_bytes() == finished
+    assert not list((out / "runs").glob(".partial-*"))
+
+
+def test_interrupt_prints_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    data, out = _npz(tmp_path), tmp_path / "out"
+    _fail_second_commit(monkeypatch, KeyboardInterrupt())
+    try:
+        code = main(_tiny(data, out, "--seeds", "2"))
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped main()")
+    assert code == 130
+    err = capsys.readouterr().err
+    expected = (f"decaylab: comparison interrupted; 1 of 8 runs finished and are kept in {out}; "
+                f"continue with: decaylab compare --resume --out {out}")
+    assert err.splitlines() == [expected]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["step-seed0"]
+    monkeypatch.undo()
+
+    assert main(_printed_command(err)) == 0
+    assert len(list((out / "runs").glob("*/run.json"))) == 8
+
+
+@pytest.mark.slow
+def test_sigint_then_printed_command_resumes(tmp_path: Path) -> None:
+    data = _npz(tmp_path, count=300)
+    out = tmp_path / "out"
+    args = _tiny(data, out) + ["--epochs", "10", "--seeds", "2", "--sharpness-every", "2"]
+    environment = {**os.environ, "MPLCONFIGDIR": "/tmp/decaylab-mpl"}
+    process = subprocess.Popen([sys.executable, "-m", "decaylab.cli", *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env=environment)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "runs").glob("*/run.json")):
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, "no run finished within 120 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        err = process.communicate(timeout=60)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("decaylab: comparison interrupted; ")
+    assert not list((out / "runs").glob(".partial-*"))
+    finished = {path.parent.name for path in (out / "runs").glob("*/run.json")}
+    assert 0 < len(finished) < 8, "the comparison ended before the interrupt; make it longer"
+
+    result = _cli(*_printed_command(err), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len(list((out / "runs").glob("*/run.json"))) == 8
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """The ``decaylab`` command: ``compare``, ``plot`` and ``match``.
 
 Exit status: 0 when done, 2 for bad input (a one-line message on stderr and
-no run folder written), 1 for any other failure.
+no run folder written), 130 when interrupted by Ctrl-C (SIGINT), 1 for any
+other failure.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -19,6 +21,8 @@ __all__ = ["main"]
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+# 128 + SIGINT, the status a shell reports for a command stopped by Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 
 class _BadInput(Exception):
@@ -57,8 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                              help=option.help, default=argparse.SUPPRESS, **extra)
     compare.add_argument("--config", metavar="FILE.toml", help="read options from a flat TOML "
                          "file (same keys, dashes or underscores); flags override it")
-    compare.add_argument("--resume", action="store_true", help="continue an interrupted --out "
-                         "folder, keeping its finished runs")
+    compare.add_argument("--resume", action="store_true", help="continue the run folder of "
+                         "--out DIR, keeping its finished runs: 'decaylab compare --resume --out "
+                         "DIR' reads every other option from DIR/config.toml; an option given "
+                         "again must equal the stored value, except --report and --tensorboard")
     compare.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                          help="log progress details")
 
@@ -96,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = {"compare": _compare, "plot": _plot, "match": _match}[args.command]
     try:
         return command(args)
+    except KeyboardInterrupt:
+        print("decaylab: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (_BadInput, ValueError, TypeError) as error:
         _fail(error)
         return EXIT_BAD_INPUT
@@ -105,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-def _fail(error: BaseException) -> None:
+def _fail(error: BaseException | str) -> None:
     text = " ".join(str(error).split())
     print(f"decaylab: error: {text}", file=sys.stderr)
 
@@ -119,6 +128,8 @@ def _compare(args: argparse.Namespace) -> int:
 
     plan = plan_comparison(config)
     prepare_out_dir(out_dir, config, resume=args.resume)
+    # The stored config.toml supplies every other option on resume.
+    resume_command = f"decaylab compare --resume --out {shlex.quote(str(out_dir))}"
 
     try:
         from tqdm.contrib.logging import logging_redirect_tqdm
@@ -126,27 +137,53 @@ def _compare(args: argparse.Namespace) -> int:
         with logging_redirect_tqdm():
             summary = run_comparison(plan, out_dir)
         final_path = _write_report(out_dir) if config.report else summary
+    except KeyboardInterrupt:
+        from decaylab.lab.store import finished_run_ids
+
+        finished = len(finished_run_ids(out_dir / "runs"))
+        total = len(list(plan.runs()))
+        print(f"decaylab: comparison interrupted; {finished} of {total} runs finished and are "
+              f"kept in {out_dir}; continue with: {resume_command}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as error:  # any failure after the folder exists is exit status 1
         logger.debug("comparison failed", exc_info=True)
-        _fail(error)
-        print(f"decaylab: continue with: decaylab compare --resume --out {out_dir}", file=sys.stderr)
+        # An OSError of a write call carries no file name, so name the folder.
+        if isinstance(error, OSError) and not error.filename:
+            _fail(f"{error} (in the run folder {out_dir})")
+        else:
+            _fail(error)
+        print(f"decaylab: continue with: {resume_command}", file=sys.stderr)
         return EXIT_FAILURE
     print(final_path)
     return EXIT_OK
 
 
 def _resolve_config(args: argparse.Namespace) -> Any:
-    from decaylab.lab.config import OPTIONS, config_from_mapping, normalise_key, read_config_file
+    """Merge the options: the stored config.toml on resume, then --config, then flags."""
+    from decaylab.lab.config import OPTIONS, config_from_mapping
 
     values: dict[str, Any] = {}
     if args.config:
-        file_values = read_config_file(args.config)
-        config_from_mapping(file_values, source=args.config)
-        values = {normalise_key(key): value for key, value in file_values.items()}
+        values = _read_options_file(args.config)
     for option in OPTIONS:
         if hasattr(args, option.key):
             values[option.key] = getattr(args, option.key)
-    return config_from_mapping(values, source="the command line and config file")
+
+    if args.resume:
+        if not values.get("out"):
+            raise _BadInput("--resume needs --out DIR, the run folder to continue")
+        stored_path = Path(values["out"]) / "config.toml"
+        if stored_path.is_file():
+            values = {**_read_options_file(stored_path), **values}
+    return config_from_mapping(values, source="the command line and config files")
+
+
+def _read_options_file(path: str | Path) -> dict[str, Any]:
+    from decaylab.lab.config import config_from_mapping, normalise_key, read_config_file
+
+    file_values = read_config_file(path)
+    config_from_mapping(file_values, source=str(path))
+    return {normalise_key(key): value for key, value in file_values.items()}
 
 
 def _default_out_dir() -> Path:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,17 @@ def test_warmup_wraps_every_schedule() -> None:
 def test_plan_rejects_bad_schedules(options: dict, horizon: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         plan_schedules(config_from_mapping(options), 10, horizon)
+
+
+def test_drops_misfit_names_minimum_run() -> None:
+    config = config_from_mapping({"drops": 2})
+    with pytest.raises(ConfigError) as caught:
+        plan_schedules(config, steps_per_epoch=2, horizon=6)
+    message = str(caught.value)
+    assert message.startswith("drops 2 do not fit in a run of 6 updates after the warm-up")
+    assert "drops every 3 updates" in message
+    assert "Every run of 7 or more updates fits 2 drops" in message
+    assert len(plan_schedules(config, steps_per_epoch=1, horizon=7)) == 4
 
 
 def test_plan_rejects_batch_larger_than_data(tiny_options: dict) -> None:
@@ -137,6 +150,41 @@ def test_resume_skips_finished_runs(tiny_options: dict, tmp_path: Path) -> None:
     assert not (out / "runs" / ".partial-exp-area-seed1").exists()
 
 
+def test_interrupted_run_leaves_no_partial_folder(
+    tiny_options: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import decaylab.lab.compare as compare_module
+
+    train_run = compare_module.train_run
+    calls = []
+
+    def interrupted_second_run(*args, **kwargs):
+        calls.append(kwargs["run_dir"])
+        if len(calls) == 2:
+            (kwargs["run_dir"] / "steps.csv").write_text("step\n0\n")
+            raise KeyboardInterrupt
+        return train_run(*args, **kwargs)
+
+    monkeypatch.setattr(compare_module, "train_run", interrupted_second_run)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        compare(config_from_mapping(tiny_options), out)
+    assert calls[1].name == ".partial-step-seed1"
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["step-seed0"]
+
+
+def test_output_files_follow_umask(tiny_options: dict, tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        compare(config_from_mapping({**tiny_options, "seeds": 1}), tmp_path / "out")
+    finally:
+        os.umask(previous)
+    files = [tmp_path / "out" / "config.toml", tmp_path / "out" / "summary.json",
+             *(tmp_path / "out" / "runs" / "step-seed0").iterdir()]
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
 def test_out_dir_guards(tiny_options: dict, tmp_path: Path) -> None:
     config = config_from_mapping(tiny_options)
     out = tmp_path / "out"
@@ -158,7 +206,8 @@ def test_resume_refuses_changed_config(tiny_options: dict, tmp_path: Path) -> No
     out = tmp_path / "out"
     prepare_out_dir(out, config_from_mapping(tiny_options), resume=False)
     changed = config_from_mapping({**tiny_options, "lr": 0.2, "report": True})
-    with pytest.raises(ConfigError, match="option 'lr' differs from its config.toml"):
+    with pytest.raises(ConfigError, match="option 'lr' differs from its config.toml .* leave "
+                       "those options out to use the stored values"):
         prepare_out_dir(out, changed, resume=True)
     same_results = config_from_mapping({**tiny_options, "report": True, "out": "elsewhere"})
     prepare_out_dir(out, same_results, resume=True)

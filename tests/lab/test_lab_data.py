@@ -105,7 +105,10 @@ def test_npz_three_dimensional_is_image(tmp_path: Path) -> None:
         ({"features": np.zeros((4, 2)), "y": np.zeros(4)}, "missing array X"),
         ({"X": np.zeros((4, 2)), "y": np.zeros(3)}, "X has 4 rows but y has 3"),
         ({"X": np.array([[0.0, np.nan]] * 4), "y": np.arange(4) % 2}, "NaN or infinite"),
-        ({"X": np.zeros((4, 2)), "y": np.array([1, 2, 1, 2])}, r"missing: \[0\]"),
+        ({"X": np.zeros((4, 2)), "y": np.array([1, 2, 1, 2])},
+         r"found 2 distinct labels from 1 to 2 \(no example of label 0\), so remap them to 0\.\.1"),
+        ({"X": np.zeros((4, 2)), "y": np.array([-1, 0, -1, 0])},
+         r"found 2 distinct labels from -1 to 0, so remap them to 0\.\.1$"),
         ({"X": np.zeros((4, 2)), "y": np.array([0, 0.5, 1, 1])}, "non-integer"),
         ({"X": np.zeros((4, 2)), "y": np.zeros(4)}, "at least 2 classes"),
         ({"X": np.array([["a", "b"]] * 4), "y": np.arange(4) % 2}, "real numbers"),
@@ -121,8 +124,91 @@ def test_npz_rejects_bad_arrays(tmp_path: Path, arrays: dict, message: str) -> N
 def test_npz_not_an_archive(tmp_path: Path) -> None:
     path = tmp_path / "broken.npz"
     path.write_bytes(b"not a zip file")
-    with pytest.raises(DataError, match="cannot read .* as a .npz archive"):
+    with pytest.raises(DataError) as caught:
         load_dataset(str(path))
+    message = str(caught.value)
+    assert message.startswith(f"{path} is not a .npz file (a zip archive of .npy arrays)")
+    assert "numpy.savez" in message
+    assert "allow_pickle" not in message
+
+
+def test_npz_with_zero_rows(tmp_path: Path) -> None:
+    path = tmp_path / "empty.npz"
+    np.savez(path, X=np.zeros((0, 5)), y=np.zeros(0, dtype=int))
+    with pytest.raises(DataError, match=f"^{path}: X and y have 0 rows; .* at least 2 examples"):
+        load_dataset(str(path))
+
+
+def test_npz_nan_reported_by_file_row(tmp_path: Path) -> None:
+    path = tmp_path / "nan.npz"
+    features = np.random.default_rng(0).normal(size=(40, 3))
+    features[5, 2] = np.nan
+    features[30, 0] = np.inf
+    np.savez(path, X=features, y=np.arange(40) % 2)
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(path))
+    message = str(caught.value)
+    assert message.startswith(f"{path}: X contains NaN or infinite values in 2 rows")
+    assert "first in X[5] (rows count from 0)" in message
+    assert "split" not in message
+
+
+def test_csv_nan_reported_by_file_line(tmp_path: Path) -> None:
+    path = tmp_path / "nan.csv"
+    rows = ["a,b,label"] + [f"{i},{2 * i},{i % 2}" for i in range(30)]
+    rows[8] = "7,nan,1"
+    # A blank line still counts in the line numbers a text editor shows.
+    path.write_text("\n".join(rows[:3] + [""] + rows[3:]) + "\n")
+    with pytest.raises(DataError, match="NaN or infinite values in 1 row, first on line 10, column 2"):
+        load_dataset(str(path))
+
+
+def test_csv_not_utf8_names_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"a,b,label\n1,2,0\n\xff,3,1\n")
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(path))
+    message = str(caught.value)
+    assert message.startswith(f"{path} is not UTF-8 text: byte 0xff")
+    assert "save the CSV file as UTF-8" in message
+
+
+def test_csv_byte_order_mark_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    text = "".join(f"{i},{i * 0.5},{i % 2}\n" for i in range(10))
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    data = load_dataset(str(path), test_fraction=0.2)
+    # Without the mark removed, line 1 would read as a header and be dropped.
+    assert len(data.y_train) + len(data.y_test) == 10
+
+
+def test_csv_label_first_suggests_label_column(tmp_path: Path) -> None:
+    path = tmp_path / "label_first.csv"
+    rows = ["label,f0,f1"] + [f"{i % 2},{i * 0.25 + 0.1},{i * 0.5 + 0.3}" for i in range(10)]
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(path))
+    message = str(caught.value)
+    assert "label column 'f1' (column 3 of 3, from --label-column -1)" in message
+    assert "non-integer value 0.3 on line 2" in message
+    assert "pass --label-column NAME or INDEX" in message
+    assert load_dataset(str(path), label_column="label").num_classes == 2
+
+
+def test_labels_with_gaps_listed(tmp_path: Path) -> None:
+    path = tmp_path / "gaps.npz"
+    np.savez(path, X=np.zeros((8, 2)), y=np.array([3, 7] * 4))
+    with pytest.raises(DataError, match=r"from 3 to 7 \(no example of labels 0, 1, 2, 4, 5 and 1 "
+                       r"more\), so remap them to 0\.\.1"):
+        load_dataset(str(path))
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist1d", "npz"])
+def test_data_dir_rejected_where_unused(npz_file: Path, tmp_path: Path, name: str) -> None:
+    dataset = str(npz_file) if name == "npz" else name
+    with pytest.raises(DataError, match=f"data_dir applies only to mnist and fashion-mnist .*"
+                       f"drop --data-dir {tmp_path}"):
+        load_dataset(dataset, data_dir=tmp_path)
 
 
 def test_csv_header_and_named_label(tmp_path: Path) -> None:

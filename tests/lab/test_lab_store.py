@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,17 @@ def test_partial_folders_removed(tmp_path: Path) -> None:
     (runs / "step-seed0" / "run.json").write_text("{}")
     assert remove_partial_runs(runs) == [".partial-exp-area-seed1"]
     assert sorted(entry.name for entry in runs.iterdir()) == ["step-seed0"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_write_mode_follows_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    previous = os.umask(umask)
+    try:
+        write_text_atomic(tmp_path / "a.txt", "one")
+        write_json_atomic(tmp_path / "b.json", {"x": 1})
+        with CsvLog(tmp_path / "c.csv", ("step",)) as log:
+            log.write({"step": 0})
+    finally:
+        os.umask(previous)
+    for name in ("a.txt", "b.json", "c.csv"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name

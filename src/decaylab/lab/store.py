@@ -15,8 +15,8 @@ import json
 import logging
 import math
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -40,8 +40,12 @@ RUN_FILE = "run.json"
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
+
+    The file gets mode ``0o666`` less the umask, as ``open`` gives, and not
+    the ``0o600`` of ``tempfile.mkstemp``.
+    """
+    handle, temporary = _create_temporary(path)
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)
@@ -51,6 +55,19 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _create_temporary(path: Path) -> tuple[int, str]:
+    # O_EXCL makes a name collision fail instead of sharing a file, so a
+    # few random names are tried.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        temporary = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name for {path} in {path.parent}")
 
 
 def write_json_atomic(path: Path, value: Any) -> None:
