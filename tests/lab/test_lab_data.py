@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_idx, write_idx_folder, write_npz
+from lab_files import write_idx, write_idx_folder
 from decaylab.lab.data import FASHION_MNIST_DIR, DataError, load_dataset, read_idx
 
 

@@ -72,7 +72,7 @@ class CompareConfig:
     match: tuple[str, ...] = MATCH_METHODS
     warmup: int = 0
     epochs: int = 100
-    seeds: int = 3
+    seeds: int = 5
     batch_size: int = 512
     sharpness_every: int = 10
     sharpness_examples: int = 1000
