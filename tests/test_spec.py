@@ -1,6 +1,8 @@
 """The compact text form: parsing, round trips and error positions."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import decaylab as dl
 
@@ -55,7 +57,9 @@ def test_float_literal_for_integer_parameter_is_rejected():
     [
         ("stpe(0.1, 0.5, 30)", 0, "unknown schedule 'stpe'"),
         ("step(0.1, gama=0.5, step_size=30)", 10, "unknown parameter 'gama'"),
-        ("step(0.1, 0.5, 30", 17, "expected ',' or ')'"),
+        ("step(0.1, 0.5, 30", 17, "expected ',' or ')', found the end of the text"),
+        ("multistep(0.1, 0.1, [30", 23, "expected ',' or ']', found the end of the text"),
+        ("step(0.1, 0.5,", 14, "found the end of the text"),
         ("step(0.1; 0.5)", 8, "unexpected character ';'"),
         ("step(0.1, 0.5, 30) extra", 19, "unexpected 'extra'"),
         ("step(initial_lr=0.1, 0.5, 30)", 21, "positional argument after a keyword"),
@@ -97,3 +101,21 @@ def test_to_spec_omits_defaults_only():
     assert spec == "step(initial_lr=0.1, gamma=0.5, step_size=30, min_lr=0.001)"
     warm = dl.Warmup(dl.ExponentialDecay(0.1, half_life=30.0), 5).to_spec()
     assert warm == "warmup(schedule=exponential(initial_lr=0.1, half_life=30.0), steps=5)"
+
+
+@given(st.text(alphabet="step(xmulinwarp_)[],=0123456789.e-+ ", max_size=60))
+def test_any_text_raises_only_spec_error(text):
+    try:
+        schedule = dl.parse_schedule(text)
+    except dl.ScheduleSpecError as error:
+        assert 0 <= error.column <= len(text)
+    else:
+        assert dl.parse_schedule(schedule.to_spec()) == schedule
+
+
+@given(st.sampled_from(["step(0.1, 0.5, 30)", "warmup(exp(0.1, half_life=30), steps=5)",
+                        "multistep(0.1, 0.1, [30, 60])"]), st.data())
+def test_truncated_spec_raises_spec_error(text, data):
+    cut = data.draw(st.integers(0, len(text) - 1))
+    with pytest.raises(dl.ScheduleSpecError):
+        dl.parse_schedule(text[:cut])

@@ -68,6 +68,9 @@ class _Token:
     text: str
     column: int
 
+    def describe(self) -> str:
+        return "the end of the text" if self.kind == "end" else repr(self.text)
+
 
 def _tokenize(text: str) -> list[_Token]:
     tokens = []
@@ -102,8 +105,9 @@ class _Parser:
     def expect(self, text: str) -> _Token:
         token = self.take()
         if token.text != text:
-            found = repr(token.text) if token.kind != "end" else "the end of the text"
-            raise ScheduleSpecError(self.text, token.column, f"expected {text!r}, found {found}")
+            raise ScheduleSpecError(
+                self.text, token.column, f"expected {text!r}, found {token.describe()}"
+            )
         return token
 
     def fail(self, token: _Token, reason: str) -> ScheduleSpecError:
@@ -153,7 +157,7 @@ class _Parser:
             return args, columns
         while True:
             token = self.peek()
-            following = self.tokens[self.index + 1]
+            following = self.tokens[min(self.index + 1, len(self.tokens) - 1)]
             if token.kind == "name" and following.text == "=":
                 self.take()
                 self.take()
@@ -180,7 +184,7 @@ class _Parser:
             if separator.text == ")":
                 return args, columns
             if separator.text != ",":
-                raise self.fail(separator, f"expected ',' or ')', found {separator.text!r}")
+                raise self.fail(separator, f"expected ',' or ')', found {separator.describe()}")
 
     def value(self) -> Any:
         token = self.peek()
@@ -202,14 +206,15 @@ class _Parser:
                 if closing.text == "]":
                     return items
                 if closing.text != ",":
-                    raise self.fail(closing, f"expected ',' or ']', found {closing.text!r}")
+                    raise self.fail(closing, f"expected ',' or ']', found {closing.describe()}")
         if token.kind == "name" and token.text in _LITERALS:
             self.take()
             return _LITERALS[token.text]
         if token.kind == "name":
             return self.schedule()
-        found = repr(token.text) if token.kind != "end" else "the end of the text"
-        raise self.fail(token, f"expected a number, a [list] or a schedule, found {found}")
+        raise self.fail(
+            token, f"expected a number, a [list] or a schedule, found {token.describe()}"
+        )
 
 
 def _number(text: str) -> int | float:
