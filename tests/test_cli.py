@@ -159,6 +159,38 @@ def test_resume_without_out_is_bad_input(tmp_path: Path, capsys: pytest.CaptureF
     assert list(tmp_path.iterdir()) == []
 
 
+def test_resume_of_missing_folder_is_bad_input(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    missing = tmp_path / "typo"
+    assert main(["compare", "--resume", "--out", str(missing)]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+def test_constant_wd_with_warmup_from_zero_is_bad_input(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out"
+    args = _tiny(_npz(tmp_path), out, "--optimizer", "adamw", "--weight-decay", "0.1",
+                 "--wd-policy", "constant", "--warmup", "2")
+
+    assert main(args) == 2
+
+    error = capsys.readouterr().err
+    assert "has lr 0 at step 0" in error
+    assert "--wd-policy follow" in error
+    assert not out.exists()
+
+
+def test_constant_wd_with_warmup_above_zero_runs(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    spec = "warmup(step(0.1, 0.5, 4), steps=2, start_lr=0.01)"
+    args = _tiny(_npz(tmp_path), out, "--optimizer", "adamw", "--weight-decay", "0.1",
+                 "--wd-policy", "constant", "--schedule", spec, "--report", "off")
+
+    assert main(args) == 0
+    assert (out / "summary.json").is_file()
+
+
 def test_match_prints_twin_and_comparison(capsys: pytest.CaptureFixture) -> None:
     code = main(["match", "step(initial_lr=0.1, gamma=0.5, step_size=30)", "--by", "area",
                  "--horizon", "90"])

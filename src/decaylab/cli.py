@@ -172,6 +172,11 @@ def _resolve_config(args: argparse.Namespace) -> Any:
     if args.resume:
         if not values.get("out"):
             raise _BadInput("--resume needs --out DIR, the run folder to continue")
+        if not Path(values["out"]).is_dir():
+            raise _BadInput(
+                f"nothing to resume: {values['out']} does not exist; check the path, or drop "
+                "--resume to start a new comparison there"
+            )
         stored_path = Path(values["out"]) / "config.toml"
         if stored_path.is_file():
             values = {**_read_options_file(stored_path), **values}

@@ -168,3 +168,15 @@ def test_restored_initial_weight_decay_kept():
         g["weight_decay"] for g in optimizer.param_groups
     ]
     assert resumed.last_epoch == 4
+
+
+def test_constant_with_tensor_lr_writes_float():
+    weights = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.AdamW([weights], lr=torch.tensor(0.1), weight_decay=0.01)
+    scheduler = Scheduler(optimizer, dl.StepDecay(0.1, 0.5, 2), weight_decay="constant")
+    for _ in range(3):
+        optimizer.step()
+        scheduler.step()
+    decay = optimizer.param_groups[0]["weight_decay"]
+    assert type(decay) is float
+    assert decay == pytest.approx(0.02)

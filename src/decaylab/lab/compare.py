@@ -122,7 +122,23 @@ def plan_comparison(config: CompareConfig) -> ComparisonPlan:
     per_epoch = steps_per_epoch(train_size, config.batch_size)
     horizon = per_epoch * config.epochs
     schedules = plan_schedules(config, per_epoch, horizon)
+    if config.wd_policy == "constant":
+        _check_positive_lr(schedules, horizon)
     return ComparisonPlan(config, data, per_epoch, horizon, count_parameters(model), schedules)
+
+
+def _check_positive_lr(schedules: tuple[PlannedSchedule, ...], horizon: int) -> None:
+    """Reject a schedule that reaches LR 0, where weight decay cannot follow ``1 / lr``."""
+    times = np.arange(horizon, dtype=np.float64)
+    for planned in schedules:
+        zeros = np.flatnonzero(planned.schedule(times) <= 0.0)
+        if zeros.size:
+            raise ConfigError(
+                f"wd_policy 'constant' scales weight decay by 1 / lr, but schedule "
+                f"{planned.name!r} has lr 0 at step {int(zeros[0])}; start the warm-up above 0 "
+                "(e.g. --schedule 'warmup(step(...), steps=N, start_lr=0.001)' instead of "
+                "--warmup) or use --wd-policy follow"
+            )
 
 
 def plan_schedules(

@@ -317,7 +317,8 @@ class Scheduler(LRScheduler):
                     "warm-up start_lr > 0), or use weight_decay='follow'"
                 )
         for index, (group, lr) in enumerate(zip(groups, lrs)):
-            group["weight_decay"] = self._base_wds[index] * group["initial_lr"] / lr
+            # float() because compiled optimizers may keep initial_lr as a tensor.
+            group["weight_decay"] = self._base_wds[index] * float(group["initial_lr"]) / lr
 
     def _warn_on_call_order(self) -> None:
         if not hasattr(self.optimizer.step, "_wrapped_by_lr_sched"):
