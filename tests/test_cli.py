@@ -229,7 +229,7 @@ def test_plot_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["plot", spec, "--horizon", "0", "--out", str(tmp_path / "a.png")]) == 2
     assert main(["plot", spec, "--horizon", "9", "--out", str(tmp_path / "no" / "a.png")]) == 2
     err = capsys.readouterr().err
-    assert "--horizon must be an integer >= 1; got 0" in err
+    assert "--horizon must be an integer >= 2 (updates to draw); got 0" in err
     assert "does not exist" in err
 
 

@@ -211,8 +211,8 @@ def _write_report(out_dir: Path) -> Path:
 def _plot(args: argparse.Namespace) -> int:
     import decaylab as dl
 
-    if args.horizon < 1:
-        raise _BadInput(f"--horizon must be an integer >= 1; got {args.horizon}")
+    if args.horizon < 2:
+        raise _BadInput(f"--horizon must be an integer >= 2 (updates to draw); got {args.horizon}")
     out = Path(args.out)
     if not out.parent.is_dir():
         raise _BadInput(f"--out {out}: folder {out.parent} does not exist; create it first")

@@ -24,7 +24,9 @@ def test_default_plan_is_step_and_three_twins() -> None:
     step = planned[0].schedule
     assert step == dl.StepDecay(initial_lr=0.4, gamma=0.5, step_size=101)
     assert planned[1].schedule == dl.match_half_life(step)
-    assert planned[2].schedule == dl.match_final_lr(step, 300)
+    # The final-LR twin matches the LR of the last update, t = 299.
+    assert planned[2].schedule == dl.match_final_lr(step, 299)
+    assert planned[2].schedule(299) == pytest.approx(step(299), rel=1e-13)
     assert dl.integrated_lr(planned[3].schedule, 300) == pytest.approx(dl.integrated_lr(step, 300))
     # Exactly `drops` drops happen before the horizon.
     assert step(299) == pytest.approx(0.4 * 0.25)

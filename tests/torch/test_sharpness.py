@@ -290,3 +290,27 @@ def test_model_without_trainable_parameters_rejected(digits_batches):
 
     with pytest.raises(ValueError, match="no trainable parameters"):
         SharpnessProbe(model, nn.functional.cross_entropy, digits_batches, optimizer)
+
+
+def test_probe_with_constant_weight_decay_groups():
+    """Scheduler(weight_decay="constant") keeps groups with one wd_0 on one float."""
+    import decaylab as dl
+    from decaylab.torch import Scheduler, layerwise_param_groups
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3), nn.Tanh(), nn.Linear(3, 1))
+    groups = layerwise_param_groups(model, ["0", "2", "4"], top_lr=0.1, alpha=0.7, weight_decay=0.01)
+    optimizer = torch.optim.SGD(groups, lr=0.1, momentum=0.9)
+    scheduler = Scheduler(optimizer, dl.ExponentialDecay(0.1, rate=0.37), weight_decay="constant")
+    batches = [(torch.randn(16, 4), torch.randn(16, 1))]
+    probe = SharpnessProbe(model, nn.functional.mse_loss, batches, optimizer, every=1)
+
+    for step in range(4):
+        optimizer.zero_grad()
+        nn.functional.mse_loss(model(batches[0][0]), batches[0][1]).backward()
+        optimizer.step()
+        row = probe.after_step(step)
+        scheduler.step()
+        decays = {group["weight_decay"] for group in optimizer.param_groups}
+        assert len(decays) == 1
+        assert math.isfinite(row["sharpness"])

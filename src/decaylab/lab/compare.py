@@ -227,7 +227,8 @@ def _match(method: str, step: Any, horizon: int) -> dl.Schedule:
     if method == "half-life":
         return dl.match_half_life(step)
     if method == "final-lr":
-        return dl.match_final_lr(step, horizon)
+        # The run's last update is t = horizon - 1, so that LR is the final one.
+        return dl.match_final_lr(step, max(1, horizon - 1))
     return dl.match_area(step, horizon)
 
 
@@ -324,7 +325,7 @@ def run_comparison(
     logger.info("trained %d runs in %.1f s", len(missing), time.perf_counter() - started)
 
     summary = build_summary(plan, _read_results(runs_dir, all_runs))
-    path = out_dir / "summary.json"
+    path = out_dir / SUMMARY_FILE
     write_json_atomic(path, summary)
     return path
 

@@ -172,7 +172,7 @@ def claim_area_factor(folder: RunFolder) -> Claim:
 
     times = np.arange(horizon, dtype=np.float64)
     min_ratio = float(np.min(step(times) / twin_schedule(times)))
-    factor = 1.0 if gamma == 1.0 else size * math.expm1(math.log(gamma) / size) / math.expm1(math.log(gamma))
+    factor = dl.half_life_area_ratio(gamma, int(size))
     ratios = []
     for k in range(plateaus):
         step_area = dl.integrated_lr(step, (k + 1) * size) - dl.integrated_lr(step, k * size)

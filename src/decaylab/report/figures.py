@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import decaylab as dl
+from decaylab.report.claims import base_schedule, drop_steps
 from decaylab.report.load import RunFolder, RunRecord, ScheduleRecord
 
 try:
@@ -124,11 +125,10 @@ def _plot_band(axes: Axes, x: np.ndarray, matrix: np.ndarray, color: str, label:
 
 
 def _mark_drops(axes: Axes, folder: RunFolder) -> None:
-    base = folder.schedule_with_role("base")
+    base = base_schedule(folder)
     if base is None:
         return
-    lr = base.schedule(np.arange(folder.horizon, dtype=np.float64))
-    for drop in np.flatnonzero(lr[1:] < lr[:-1]) + 1:
+    for drop in drop_steps(base.schedule, folder.horizon):
         axes.axvline(float(drop), color="0.6", lw=0.8, ls=":", zorder=0)
 
 
@@ -169,7 +169,7 @@ def draw_displacement(folder: RunFolder, colors: Mapping[str, str]) -> Figure:
     horizon = folder.horizon
     width = max(1, horizon // 100)
     figure, axes = new_axes(
-        f"Displacement m_t = ||w_t - w_(t-1)|| (moving average over {width} updates)",
+        f"Displacement m_t = ||w_(t+1) - w_t|| of update t (moving average over {width})",
         "update t", "m_t",
     )
     times = np.arange(horizon)

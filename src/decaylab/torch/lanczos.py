@@ -166,7 +166,7 @@ def _check_lanczos_arguments(
     check_all("lanczos", rules, (), {"k": k, "tol": tol})
     if k > n:
         raise InvalidParameterError(
-            f"lanczos: k must be <= {n}, the number of trainable parameters; got k={k}", "k"
+            f"lanczos: k must be <= {n}, the dimension of the operator; got k={k}", "k"
         )
     if max_iter is not None:
         check_all("lanczos", {"max_iter": integer(k)}, (), {"max_iter": max_iter})

@@ -308,7 +308,11 @@ class Scheduler(LRScheduler):
 
     def _write_weight_decay(self, groups: list[dict[str, Any]], lrs: list[float],
                             step: int) -> None:
-        """Set ``wd_t = wd_0 * lr_0 / lr_t`` in each group, so ``lr_t * wd_t`` stays fixed."""
+        """Set ``wd_t = wd_0 * lr_0 / lr_t`` in each group, so ``lr_t * wd_t`` stays fixed.
+
+        ``lr_0 / lr_t`` is taken from the schedule, ``initial_lr / schedule(t)``,
+        so groups that share a schedule and a ``wd_0`` get the same float.
+        """
         for index, lr in enumerate(lrs):
             if lr == 0.0:
                 raise ValueError(
@@ -316,9 +320,14 @@ class Scheduler(LRScheduler):
                     f"param group {index} has lr 0. Give the schedule a min_lr > 0 (or a "
                     "warm-up start_lr > 0), or use weight_decay='follow'"
                 )
-        for index, (group, lr) in enumerate(zip(groups, lrs)):
-            # float() because compiled optimizers may keep initial_lr as a tensor.
-            group["weight_decay"] = self._base_wds[index] * float(group["initial_lr"]) / lr
+        t = step / self._divisor
+        if self._shared is not None:
+            scale = self._shared.initial_lr / self._shared._lr_scalar(t)
+            scales = [scale] * len(groups)
+        else:
+            scales = [sched.initial_lr / sched._lr_scalar(t) for sched in self._schedules]
+        for index, (group, scale) in enumerate(zip(groups, scales)):
+            group["weight_decay"] = self._base_wds[index] * scale
 
     def _warn_on_call_order(self) -> None:
         if not hasattr(self.optimizer.step, "_wrapped_by_lr_sched"):

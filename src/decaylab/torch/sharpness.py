@@ -248,14 +248,14 @@ class SharpnessProbe(Monitor):
         )
         settings: dict[str, Any] = {}
         for key in keys:
-            found = {repr(group.get(key)) for group in self._groups}
-            if len(found) > 1:
+            values = [group.get(key) for group in self._groups]
+            if not all(_same_setting(values[0], value) for value in values[1:]):
+                found = sorted({repr(value) for value in values})
                 raise ValueError(
-                    f"SharpnessProbe: the param groups differ in {key} "
-                    f"({', '.join(sorted(found))}); "
+                    f"SharpnessProbe: the param groups differ in {key} ({', '.join(found)}); "
                     "the ceiling needs one value shared by all groups"
                 )
-            settings[key] = self._groups[0].get(key)
+            settings[key] = values[0]
         return settings
 
     def _ceiling_and_preconditioner(self) -> tuple[float, torch.Tensor | None, float]:
@@ -314,3 +314,14 @@ def _optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
         "supported are torch.optim.SGD, Adam, AdamW and optimizers whose param groups have "
         "'momentum' and 'nesterov' keys (such as decaylab.torch.optim.VelocitySGD)"
     )
+
+
+def _same_setting(first: Any, second: Any) -> bool:
+    """Compare two group settings, allowing floats to differ by rounding.
+
+    ``Scheduler(weight_decay="constant")`` divides by each group's LR, so
+    groups with one nominal weight decay can differ in the last bits.
+    """
+    if isinstance(first, float) and isinstance(second, float):
+        return math.isclose(first, second, rel_tol=1e-12, abs_tol=0.0)
+    return bool(first == second)
