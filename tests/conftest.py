@@ -15,6 +15,6 @@ settings.register_profile("ci", deadline=None, max_examples=100, derandomize=Tru
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
 
 # --doctest-modules would import every conftest.py as a module named
-# "conftest", and the second one collides with the first; they hold no
-# doctests, so only pytest's conftest loading reads them.
+# "conftest", and the second import collides with the first. They contain no
+# doctests, so only pytest's own conftest loading reads them.
 collect_ignore_glob = ["*/conftest.py"]

@@ -167,7 +167,7 @@ def test_resume_of_missing_folder_is_bad_input(tmp_path: Path,
     assert not missing.exists()
 
 
-def test_constant_wd_with_warmup_from_zero_is_bad_input(tmp_path: Path,
+def test_constant_wd_zero_warmup_rejected(tmp_path: Path,
                                                        capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "out"
     args = _tiny(_npz(tmp_path), out, "--optimizer", "adamw", "--weight-decay", "0.1",

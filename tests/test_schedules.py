@@ -174,7 +174,8 @@ def test_huge_t_returns_floor_without_warning():
         for schedule in schedules:
             scalar = schedule(1e9)
             array = schedule(np.array([1e9, 1e18]))
-            assert math.isfinite(scalar) and scalar >= 0.0
+            assert math.isfinite(scalar)
+            assert scalar >= 0.0
             assert np.all(np.isfinite(array))
             if schedule is MULTI:
                 assert scalar == MULTI(80)
@@ -200,7 +201,8 @@ def test_scalar_returns_python_float_and_array_float64():
     assert type(STEP(3)) is float
     assert type(STEP(np.int64(3))) is float
     out = STEP(np.arange(5, dtype=np.int32))
-    assert out.dtype == np.float64 and out.shape == (5,)
+    assert out.dtype == np.float64
+    assert out.shape == (5,)
     assert STEP([0, 30]).tolist() == [0.1, 0.05]
     assert STEP(np.zeros((2, 3))).shape == (2, 3)
     assert STEP(np.array([], dtype=float)).shape == (0,)

@@ -102,7 +102,7 @@ def momentum_correction(momentum: float, lr: float, previous_lr: float) -> float
 
 
 def compensated_weight_decay(weight_decay: float, initial_lr: float, lr: float) -> float:
-    """Return ``wd_t = weight_decay * initial_lr / lr``, which holds ``lr * wd`` constant.
+    """Return ``wd_t = weight_decay * initial_lr / lr``, which keeps ``lr * wd`` constant.
 
     Decoupled weight decay shrinks weights by ``lr_t * wd`` per update, so
     under a decaying schedule the shrinkage falls with the LR. Scheduling
@@ -120,29 +120,18 @@ def compensated_weight_decay(weight_decay: float, initial_lr: float, lr: float) 
     )
     if values["lr"] == 0.0:
         raise ValueError(
-            "compensated_weight_decay: lr is 0, so no finite weight decay holds lr * wd "
+            "compensated_weight_decay: lr is 0, so no finite weight decay keeps lr * wd "
             "constant; give the schedule a min_lr > 0 or use the 'follow' policy"
         )
     return float(values["weight_decay"] * values["initial_lr"] / values["lr"])
 
 
 # -- Adam's update RMS ---------------------------------------------------------
-#
-# Adam with gradients g_1, g_2, ... keeps m_t = beta1 m_{t-1} + (1 - beta1) g_t
-# and v_t = beta2 v_{t-1} + (1 - beta2) g_t**2 from m_0 = v_0 = 0, so
-#
-#     m_t = sum_k a_k g_{t-k},  a_k = (1 - beta1) beta1**k,
-#     v_t = sum_k w_k g_{t-k}**2,  w_k = (1 - beta2) beta2**k,  k = 0 .. t-1.
-#
-# With eps = 0 the update m_hat / sqrt(v_hat) does not depend on the gradient
-# scale, so the maths below uses gradients normalised to E[g**2] = 1:
-# mean**2 = snr**2 / (1 + snr**2), variance = 1 / (1 + snr**2).
+# The moment arithmetic and its derivation are in decaylab._adam_moments.
 
-
-_STEP_RULE = real(0.0, 1.0, high_open=True)
 ADAM_PARAMETER_RULES: dict[str, Rule] = {
-    "beta1": _STEP_RULE,
-    "beta2": _STEP_RULE,
+    "beta1": _BETA,
+    "beta2": _BETA,
     "bias_correction": boolean(),
     "snr": real_or_inf(0.0),
     "eps": real(0.0),
@@ -209,8 +198,8 @@ def adam_update_rms(
     bias correction stays within 5e-4 of the exact value.
 
     ``beta2 = 0`` with ``beta1 > 0`` and a finite ``snr`` has an infinite
-    RMS at ``eps = 0`` (``v = g_t**2`` can be near 0 while ``m`` holds older
-    gradients), so the result is ``inf`` from ``t = 2`` on.
+    RMS at ``eps = 0``, because ``v = g_t**2`` can be near 0 while ``m``
+    still contains older gradients. The result is ``inf`` from ``t = 2`` on.
 
     ``t`` is an integer >= 1 or an integer numpy array (elementwise).
     Raises ``ValueError``/``TypeError`` naming the invalid parameter.

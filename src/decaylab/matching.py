@@ -150,7 +150,7 @@ def match_area(step: StepDecay | MultiStepDecay, horizon: int) -> ExponentialDec
 def quantize(exp: ExponentialDecay, step_size: int) -> StepDecay:
     """Return the sample-and-hold step schedule of ``exp``: ``gamma = factor ** step_size``.
 
-    The step schedule holds ``exp(k T)`` over ``[k T, (k + 1) T)``, so it is
+    The step schedule keeps the value ``exp(k T)`` over ``[k T, (k + 1) T)``, so it is
     never below ``exp`` and equals it at every drop.
     ``quantize(match_half_life(s), s.step_size) == s`` for every step
     schedule ``s`` with ``gamma < 1``.
@@ -204,9 +204,9 @@ def compare_schedules(a: Schedule, b: Schedule, horizon: int) -> dict[str, Any]:
     Returns a dict with ``horizon``, ``integrated_lr_a``, ``integrated_lr_b``,
     ``area_ratio`` (a over b), ``max_ratio``, ``min_ratio`` and
     ``mean_log_ratio`` of ``a(t) / b(t)`` over the steps where both are
-    positive (``ratio_steps`` counts them; the three are NaN when none is),
-    ``fraction_a_greater`` and ``fraction_equal`` over all steps, and
-    ``max_abs_difference``.
+    positive. ``ratio_steps`` counts those steps, and the three ratios are NaN
+    when there is none. ``fraction_a_greater`` and ``fraction_equal`` cover
+    all steps, and ``max_abs_difference`` is the largest ``|a(t) - b(t)|``.
 
     >>> s = StepDecay(initial_lr=0.1, gamma=0.5, step_size=30)
     >>> c = compare_schedules(s, match_half_life(s), 90)

@@ -32,7 +32,7 @@ from decaylab.lab.store import (
     write_json_atomic,
     write_text_atomic,
 )
-from decaylab.lab.train import RunResult, steps_per_epoch, train_run
+from decaylab.lab.train import steps_per_epoch, train_run
 
 __all__ = [
     "ComparisonPlan",

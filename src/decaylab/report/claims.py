@@ -264,8 +264,9 @@ def claim_displacement_shape(folder: RunFolder, base: ScheduleRecord, twin: Sche
     if drops.size == 0:
         return skipped(key, title, statement, f"`{base.name}` has no LR drop within {horizon} updates")
     pairs = paired_runs(base, twin)
-    # NOTE: the quarter-gap windows were checked on synthetic runs only; a transient
-    # longer than a quarter plateau (velocity-form momentum at small gamma) would blur the drop.
+    # NOTE: the quarter-gap windows were checked on synthetic runs and the default
+    # digits run. A transient longer than a quarter plateau, such as velocity-form
+    # momentum at small gamma, would blur the drop.
     if not pairs:
         return skipped(key, title, statement, "the two schedules share no seed")
 

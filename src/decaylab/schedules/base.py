@@ -19,22 +19,30 @@ from numpy.typing import ArrayLike, NDArray
 
 from decaylab._validation import Relation, Rule, check_all
 
-__all__ = ["Schedule", "schedule_from_dict", "check_times"]
+__all__ = ["FLOOR_BELOW_PEAK", "Schedule", "schedule_from_dict", "check_times"]
 
 FloatArray = NDArray[np.float64]
 TimeLike = Union[float, int, np.floating, np.integer]
 
 _AREA_CHUNK = 1 << 20
 
+FLOOR_BELOW_PEAK = Relation(
+    ("min_lr", "initial_lr"),
+    "min_lr must not exceed initial_lr",
+    lambda min_lr, initial_lr: min_lr <= initial_lr,
+    ({"initial_lr": 0.1, "min_lr": 0.2},),
+)
+"""The rule ``min_lr <= initial_lr`` shared by the schedules with a floor."""
+
 
 class Schedule(ABC):
     """A learning rate as an immutable, closed-form function of the step count.
 
-    Subclasses declare ``kind`` (the name in :meth:`to_dict` and the text
-    form), ``rules`` and ``relations`` (parameter validation, declared once)
-    and ``example`` (valid parameters, used by the generated tests), and
-    implement :meth:`_lr_scalar` and :meth:`_lr_array` without the floor or
-    input checks, which this class applies.
+    Subclasses declare ``kind``, the name in :meth:`to_dict` and the text
+    form. They declare their parameter validation once in ``rules`` and
+    ``relations``, and valid parameters for the generated tests in
+    ``example``. They implement :meth:`_lr_scalar` and :meth:`_lr_array`,
+    floor included, on times this class has already checked.
     """
 
     kind: ClassVar[str]
@@ -120,7 +128,7 @@ class Schedule(ABC):
         return total
 
     def _stretch(self, factor: int) -> Schedule:
-        """The same schedule with time counted in units ``factor`` times finer."""
+        """Return the same schedule with time counted in units ``factor`` times finer."""
         raise ValueError(
             f"{type(self).__name__} cannot be converted from epochs to steps; "
             "define it in steps instead"

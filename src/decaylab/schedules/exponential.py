@@ -7,8 +7,8 @@ from typing import Any, ClassVar, Optional
 
 import numpy as np
 
-from decaylab._validation import InvalidParameterError, Relation, Rule, check_all, real
-from decaylab.schedules.base import FloatArray, Schedule
+from decaylab._validation import InvalidParameterError, Rule, check_all, real
+from decaylab.schedules.base import FLOOR_BELOW_PEAK, FloatArray, Schedule
 
 __all__ = ["ExponentialDecay"]
 
@@ -72,14 +72,7 @@ class ExponentialDecay(Schedule):
         "decay_steps": _POSITIVE,
         "min_lr": _LR_RULE,
     }
-    relations = (
-        Relation(
-            ("min_lr", "initial_lr"),
-            "min_lr must not exceed initial_lr",
-            lambda min_lr, initial_lr: min_lr <= initial_lr,
-            ({"initial_lr": 0.1, "min_lr": 0.2},),
-        ),
-    )
+    relations = (FLOOR_BELOW_PEAK,)
     example: ClassVar[dict[str, object]] = {"initial_lr": 0.1, "half_life": 30.0, "min_lr": 0.0}
     defaults: ClassVar[dict[str, object]] = {"min_lr": 0.0}
     # Parametrisations that break the "exactly one" rule, for generated tests.

@@ -8,19 +8,13 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
-from decaylab._validation import Relation, Rule, increasing_integers, integer, real
-from decaylab.schedules.base import FloatArray, Schedule
+from decaylab._validation import Rule, increasing_integers, integer, real
+from decaylab.schedules.base import FLOOR_BELOW_PEAK, FloatArray, Schedule
 
 __all__ = ["StepDecay", "MultiStepDecay"]
 
 _LR_RULE = real(0.0)
 _MAX_LEVEL_TABLE = 1 << 16
-_FLOOR_BELOW_PEAK = Relation(
-    ("min_lr", "initial_lr"),
-    "min_lr must not exceed initial_lr",
-    lambda min_lr, initial_lr: min_lr <= initial_lr,
-    ({"initial_lr": 0.1, "min_lr": 0.2},),
-)
 
 
 class StepDecay(Schedule):
@@ -51,7 +45,7 @@ class StepDecay(Schedule):
         "step_size": integer(1),
         "min_lr": _LR_RULE,
     }
-    relations = (_FLOOR_BELOW_PEAK,)
+    relations = (FLOOR_BELOW_PEAK,)
     example: ClassVar[dict[str, object]] = {
         "initial_lr": 0.1,
         "gamma": 0.5,
@@ -119,7 +113,7 @@ class MultiStepDecay(Schedule):
         "milestones": increasing_integers(0),
         "min_lr": _LR_RULE,
     }
-    relations = (_FLOOR_BELOW_PEAK,)
+    relations = (FLOOR_BELOW_PEAK,)
     example: ClassVar[dict[str, object]] = {
         "initial_lr": 0.1,
         "gamma": 0.1,
@@ -179,7 +173,7 @@ def _levels_at(
     """Return ``max(min_lr, initial_lr * exp(drops * ln(gamma)))`` elementwise.
 
     Few distinct drop counts appear in a long array, so the levels are
-    computed once each and gathered; that is about twice as fast as one
+    computed once each and gathered. That is about twice as fast as one
     ``exp`` per element and gives the same values. Very large counts fall
     back to the direct formula.
     """
